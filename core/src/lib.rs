@@ -6,6 +6,8 @@
 //! come out of [`engine::Engine::poll_command`]. Two drivers run the same engine: the simulator
 //! (`plantloop-sim`, virtual time) and the tokio driver (`plantloop-server`, wall clock).
 
+pub mod call;
+pub mod event;
 pub mod journal;
 pub mod model;
 pub mod money;

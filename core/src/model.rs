@@ -574,7 +574,7 @@ pub struct InspectionSpec {
 
 /// The body of one master-data record.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum MasterDataPayload {
     Material(Material),
     Asset(AssetPlacement),

@@ -1,0 +1,175 @@
+//! Calls the engine makes on the systems of record, and their replies.
+//!
+//! A [`Request`] is a business capability of one target system (post a quality hold, create a work
+//! order, stop a station), not table CRUD. The mocks implement exactly these; the tokio driver maps
+//! them onto HTTP routes. Every call carries an [`IdempotencyKey`] that stays the same through every
+//! retry and every recovery, so a target that honours it posts once.
+
+use crate::model::*;
+use crate::time::{Duration, Instant};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Identifies one call across its attempts, unique within one engine history (it is journaled state,
+/// so it survives recovery).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct CallId(pub u64);
+
+impl fmt::Display for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "c{}", self.0)
+    }
+}
+
+/// The key a target uses to recognise a repeated posting: `<workflow>/<correlation>/<step>`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct IdempotencyKey(pub String);
+
+impl IdempotencyKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the engine asks a target system to do.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Request {
+    /// ERP: block the serials of an order (W1).
+    PostHold(Hold),
+    /// ERP: set a production order's status (W1 quality interruption, W3 resumed).
+    SetOrderStatus { order: OrderId, status: OrderStatus, reason: String },
+    /// ERP: release a hold with the disposition's usage decision (W3).
+    ReleaseHold { hold: HoldId, decision: DispositionDecision },
+    /// ERP: goods issue or receipt (W2 spare parts, W6 receipts).
+    PostGoodsMovement(GoodsMovement),
+    /// ERP: maintenance cost for a work order (W2).
+    PostCost(CostPosting),
+    /// ERP: production confirmation from MES (W6).
+    ConfirmProduction(ProductionConfirmation),
+    /// MES: download a released production order to its line.
+    DispatchOrder(ProductionOrder),
+    /// CMMS: create a maintenance work order (W1 emergency, W4 breakdown).
+    CreateWorkOrder(MaintenanceWorkOrder),
+    /// MES: stop or resume a station (W1, W3).
+    ControlStation(LineControl),
+    /// QMS: maintenance facts for an NC's deviation closure / CAPA (W2).
+    RecordMaintenance { nc: NcId, work_order: WorkOrderId, root_cause: String },
+    /// MES or QMS: apply one master-data record version (W5).
+    ApplyMasterData(MasterDataRecord),
+    /// Any target that ignores idempotency keys: has a posting with this key as its external
+    /// reference been made? (look before post)
+    LookupPosting { key: IdempotencyKey },
+}
+
+impl Request {
+    /// The system this request is for. `LookupPosting` goes wherever the posting it looks for went;
+    /// the engine sets that target explicitly.
+    pub fn target(&self) -> Option<System> {
+        Some(match self {
+            Request::PostHold(_)
+            | Request::SetOrderStatus { .. }
+            | Request::ReleaseHold { .. }
+            | Request::PostGoodsMovement(_)
+            | Request::PostCost(_)
+            | Request::ConfirmProduction(_) => System::Erp,
+            Request::CreateWorkOrder(_) => System::Cmms,
+            Request::ControlStation(_) | Request::DispatchOrder(_) => System::Mes,
+            Request::RecordMaintenance { .. } => System::Qms,
+            Request::ApplyMasterData(_) | Request::LookupPosting { .. } => return None,
+        })
+    }
+
+    /// A short name for traces and metrics (`post_hold`, `create_work_order`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::PostHold(_) => "post_hold",
+            Request::SetOrderStatus { .. } => "set_order_status",
+            Request::ReleaseHold { .. } => "release_hold",
+            Request::PostGoodsMovement(_) => "post_goods_movement",
+            Request::PostCost(_) => "post_cost",
+            Request::ConfirmProduction(_) => "confirm_production",
+            Request::CreateWorkOrder(_) => "create_work_order",
+            Request::ControlStation(_) => "control_station",
+            Request::DispatchOrder(_) => "dispatch_order",
+            Request::RecordMaintenance { .. } => "record_maintenance",
+            Request::ApplyMasterData(_) => "apply_master_data",
+            Request::LookupPosting { .. } => "lookup_posting",
+        }
+    }
+
+    /// True for requests that change the target's books (everything but a lookup).
+    pub fn is_posting(&self) -> bool {
+        !matches!(self, Request::LookupPosting { .. })
+    }
+}
+
+/// One attempt of one call, as the driver must deliver it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Call {
+    pub id: CallId,
+    /// 1 for the first attempt; lookups share the attempt number of the post they precede.
+    pub attempt: u32,
+    pub target: System,
+    pub class: LatencyClass,
+    /// Same for every attempt of this call, and across recoveries.
+    pub key: IdempotencyKey,
+    pub request: Request,
+    /// The driver must report a reply or a timeout; the engine gives up on this attempt at `deadline`.
+    pub deadline: Instant,
+    /// The source event that started this chain (CloudEvents `source` + `id`).
+    pub origin: EventRef,
+}
+
+/// A reference to a source event: CloudEvents `source` and `id`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+pub struct EventRef {
+    pub source: String,
+    pub id: String,
+}
+
+impl fmt::Display for EventRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.source, self.id)
+    }
+}
+
+/// How one attempt of a call ended.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The target accepted (or had already accepted, for a repeated key) the posting; `receipt` is
+    /// its document number.
+    Done { receipt: String },
+    /// Reply to `LookupPosting`: the posting exists (`Some(receipt)`) or not.
+    Found { receipt: Option<String> },
+    /// The target could not serve now (5xx, connection refused); it may or may not have posted.
+    Unavailable { status: u16 },
+    /// No reply in time; the posting may or may not have happened.
+    TimedOut,
+    /// 429: come back after `retry_after`.
+    Throttled { retry_after: Duration },
+    /// 409: the posting contradicts the target's state (release of what is not held, …).
+    Conflict { detail: String },
+    /// Other 4xx: the target refuses this request as it stands; retrying will not help.
+    Rejected { status: u16, detail: String },
+}
+
+impl Outcome {
+    /// True when retrying the same request may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Outcome::Unavailable { .. } | Outcome::TimedOut | Outcome::Throttled { .. })
+    }
+    /// True when the posting may have happened although no success came back.
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(self, Outcome::Unavailable { .. } | Outcome::TimedOut)
+    }
+}
