@@ -1,1 +1,8 @@
-//! placeholder
+//! plantloop's deterministic simulator: the discrete-event kernel, the scenario loader, and (to
+//! come) the plant and fault models, the simulation driver and the ground-truth invariant checker.
+//!
+//! Everything here is reproducible from a seed: virtual time only ([`kernel::Kernel`]), random
+//! streams derived per component from the run's seed ([`kernel::SeedTree`]), no wall clock, no global
+//! RNG, no iteration over unordered collections where order could leak into a run.
+
+pub mod kernel;
