@@ -13,7 +13,9 @@ use std::fmt;
 
 /// Identifies one call across its attempts, unique within one engine history (it is journaled state,
 /// so it survives recovery).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(transparent)]
 pub struct CallId(pub u64);
 
@@ -24,7 +26,9 @@ impl fmt::Display for CallId {
 }
 
 /// The key a target uses to recognise a repeated posting: `<workflow>/<correlation>/<step>`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(transparent)]
 pub struct IdempotencyKey(pub String);
 
@@ -47,9 +51,16 @@ pub enum Request {
     /// ERP: block the serials of an order (W1).
     PostHold(Hold),
     /// ERP: set a production order's status (W1 quality interruption, W3 resumed).
-    SetOrderStatus { order: OrderId, status: OrderStatus, reason: String },
+    SetOrderStatus {
+        order: OrderId,
+        status: OrderStatus,
+        reason: String,
+    },
     /// ERP: release a hold with the disposition's usage decision (W3).
-    ReleaseHold { hold: HoldId, decision: DispositionDecision },
+    ReleaseHold {
+        hold: HoldId,
+        decision: DispositionDecision,
+    },
     /// ERP: goods issue or receipt (W2 spare parts, W6 receipts).
     PostGoodsMovement(GoodsMovement),
     /// ERP: maintenance cost for a work order (W2).
@@ -63,7 +74,11 @@ pub enum Request {
     /// MES: stop or resume a station (W1, W3).
     ControlStation(LineControl),
     /// QMS: maintenance facts for an NC's deviation closure / CAPA (W2).
-    RecordMaintenance { nc: NcId, work_order: WorkOrderId, root_cause: String },
+    RecordMaintenance {
+        nc: NcId,
+        work_order: WorkOrderId,
+        root_cause: String,
+    },
     /// MES or QMS: apply one master-data record version (W5).
     ApplyMasterData(MasterDataRecord),
     /// Any target that ignores idempotency keys: has a posting with this key as its external
@@ -131,7 +146,9 @@ pub struct Call {
 }
 
 /// A reference to a source event: CloudEvents `source` and `id`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 pub struct EventRef {
     pub source: String,
     pub id: String,
@@ -166,7 +183,10 @@ pub enum Outcome {
 impl Outcome {
     /// True when retrying the same request may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Outcome::Unavailable { .. } | Outcome::TimedOut | Outcome::Throttled { .. })
+        matches!(
+            self,
+            Outcome::Unavailable { .. } | Outcome::TimedOut | Outcome::Throttled { .. }
+        )
     }
     /// True when the posting may have happened although no success came back.
     pub fn is_ambiguous(&self) -> bool {

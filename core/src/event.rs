@@ -131,9 +131,9 @@ impl EventType {
     /// extension says otherwise.
     pub fn default_class(self) -> LatencyClass {
         match self {
-            EventType::NonconformanceCreated | EventType::AlarmRaised | EventType::MachineStateChanged => {
-                LatencyClass::Critical
-            }
+            EventType::NonconformanceCreated
+            | EventType::AlarmRaised
+            | EventType::MachineStateChanged => LatencyClass::Critical,
             EventType::MasterDataPublished | EventType::DowntimeClassified => LatencyClass::Bulk,
             _ => LatencyClass::Transactional,
         }
@@ -223,7 +223,10 @@ impl Event {
     }
 
     pub fn event_ref(&self) -> EventRef {
-        EventRef { source: self.source.clone(), id: self.id.clone() }
+        EventRef {
+            source: self.source.clone(),
+            id: self.id.clone(),
+        }
     }
 
     /// The CloudEvents 1.0 JSON form.
@@ -264,17 +267,30 @@ pub enum IngressError {
     #[error("body is {0} bytes, more than the {EVENT_BYTES_MAX} accepted")]
     TooLarge(usize),
     #[error("malformed JSON at line {line}, column {column}: {message}")]
-    MalformedJson { line: usize, column: usize, message: String },
+    MalformedJson {
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("the event must be a JSON object")]
     NotAnObject,
     #[error("missing required attribute `{0}`")]
     MissingAttribute(&'static str),
     #[error("attribute `{attribute}`: {reason}")]
-    InvalidAttribute { attribute: &'static str, reason: String },
+    InvalidAttribute {
+        attribute: &'static str,
+        reason: String,
+    },
     #[error("unknown event type {0:?}")]
     UnknownType(String),
-    #[error("event type {event_type:?}: schema version v{version} is not supported (accepted: {accepted})")]
-    UnsupportedVersion { event_type: String, version: u32, accepted: String },
+    #[error(
+        "event type {event_type:?}: schema version v{version} is not supported (accepted: {accepted})"
+    )]
+    UnsupportedVersion {
+        event_type: String,
+        version: u32,
+        accepted: String,
+    },
     #[error("data.{field}: {reason}")]
     InvalidData { field: String, reason: String },
 }
@@ -283,18 +299,24 @@ impl IngressError {
     /// The attribute or field at fault, for problem+json bodies.
     pub fn field(&self) -> String {
         match self {
-            IngressError::TooLarge(_) | IngressError::MalformedJson { .. } | IngressError::NotAnObject => {
-                String::new()
-            }
+            IngressError::TooLarge(_)
+            | IngressError::MalformedJson { .. }
+            | IngressError::NotAnObject => String::new(),
             IngressError::MissingAttribute(a) => (*a).to_owned(),
             IngressError::InvalidAttribute { attribute, .. } => (*attribute).to_owned(),
-            IngressError::UnknownType(_) | IngressError::UnsupportedVersion { .. } => "type".to_owned(),
+            IngressError::UnknownType(_) | IngressError::UnsupportedVersion { .. } => {
+                "type".to_owned()
+            }
             IngressError::InvalidData { field, .. } => format!("data.{field}"),
         }
     }
 }
 
-fn string_attr(m: &mut Map<String, Value>, key: &'static str, required: bool) -> Result<Option<String>, IngressError> {
+fn string_attr(
+    m: &mut Map<String, Value>,
+    key: &'static str,
+    required: bool,
+) -> Result<Option<String>, IngressError> {
     match m.remove(key) {
         None | Some(Value::Null) if required => Err(IngressError::MissingAttribute(key)),
         None | Some(Value::Null) => Ok(None),
@@ -307,7 +329,10 @@ fn string_attr(m: &mut Map<String, Value>, key: &'static str, required: bool) ->
             reason: "longer than 512 bytes".into(),
         }),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(IngressError::InvalidAttribute { attribute: key, reason: "must be a string".into() }),
+        Some(_) => Err(IngressError::InvalidAttribute {
+            attribute: key,
+            reason: "must be a string".into(),
+        }),
     }
 }
 
@@ -315,7 +340,10 @@ fn data_as<T: serde::de::DeserializeOwned>(data: Value) -> Result<T, IngressErro
     serde_path_to_error::deserialize(data).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        IngressError::InvalidData { field: if path == "." { String::new() } else { path }, reason: inner }
+        IngressError::InvalidData {
+            field: if path == "." { String::new() } else { path },
+            reason: inner,
+        }
     })
 }
 
@@ -335,8 +363,12 @@ pub struct NonconformanceV1 {
 impl NonconformanceV1 {
     /// Upcast to the current version.
     pub fn upcast(self) -> Result<Nonconformance, IngressError> {
-        let serials = SerialRange::new(self.first_serial, self.last_serial)
-            .map_err(|e| IngressError::InvalidData { field: "first_serial".into(), reason: e.reason })?;
+        let serials = SerialRange::new(self.first_serial, self.last_serial).map_err(|e| {
+            IngressError::InvalidData {
+                field: "first_serial".into(),
+                reason: e.reason,
+            }
+        })?;
         Ok(Nonconformance {
             id: self.id,
             station: self.station,
@@ -378,7 +410,12 @@ fn parse_type(ty: &str) -> Result<(EventType, u32), IngressError> {
         return Err(IngressError::UnsupportedVersion {
             event_type: format!("{TYPE_PREFIX}{name}"),
             version,
-            accepted: t.accepted_versions().iter().map(|v| format!("v{v}")).collect::<Vec<_>>().join(", "),
+            accepted: t
+                .accepted_versions()
+                .iter()
+                .map(|v| format!("v{v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     }
     Ok((t, version))
@@ -435,7 +472,12 @@ pub fn parse_event_value(value: Value) -> Result<Event, IngressError> {
         });
     }
     let plant = string_attr(&mut m, "plant", false)?
-        .map(|p| PlantId::new(p).map_err(|e| IngressError::InvalidAttribute { attribute: "plant", reason: e.reason }))
+        .map(|p| {
+            PlantId::new(p).map_err(|e| IngressError::InvalidAttribute {
+                attribute: "plant",
+                reason: e.reason,
+            })
+        })
         .transpose()?;
     let class = match string_attr(&mut m, "latencyclass", false)? {
         None => t.default_class(),
@@ -444,15 +486,32 @@ pub fn parse_event_value(value: Value) -> Result<Event, IngressError> {
             reason: format!("{c:?} is not critical, transactional or bulk"),
         })?,
     };
-    let data = m.remove("data").ok_or(IngressError::MissingAttribute("data"))?;
+    let data = m
+        .remove("data")
+        .ok_or(IngressError::MissingAttribute("data"))?;
     let data = parse_data(t, version, data)?;
-    Ok(Event { id, source, time, subject, correlation, causation, traceparent, plant, class, data })
+    Ok(Event {
+        id,
+        source,
+        time,
+        subject,
+        correlation,
+        causation,
+        traceparent,
+        plant,
+        class,
+        data,
+    })
 }
 
 fn valid_traceparent(tp: &str) -> bool {
     let parts: Vec<&str> = tp.split('-').collect();
     let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-    parts.len() == 4 && hex(parts[0], 2) && hex(parts[1], 32) && hex(parts[2], 16) && hex(parts[3], 2)
+    parts.len() == 4
+        && hex(parts[0], 2)
+        && hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && hex(parts[3], 2)
 }
 
 /// JSON Schemas of every event type's `data`, current and accepted older versions, keyed by the full
@@ -473,10 +532,16 @@ pub fn data_schemas() -> Vec<(String, Value)> {
             EventType::ProductionConfirmed => schema_for!(ProductionConfirmation),
             EventType::MasterDataPublished => schema_for!(MasterDataRecord),
         };
-        out.push((t.type_string(), serde_json::to_value(schema).expect("schemas serialize")));
+        out.push((
+            t.type_string(),
+            serde_json::to_value(schema).expect("schemas serialize"),
+        ));
     }
     out.push((
-        format!("{TYPE_PREFIX}{}.v1", EventType::NonconformanceCreated.name()),
+        format!(
+            "{TYPE_PREFIX}{}.v1",
+            EventType::NonconformanceCreated.name()
+        ),
         serde_json::to_value(schemars::schema_for!(NonconformanceV1)).expect("schemas serialize"),
     ));
     out.sort_by(|a, b| a.0.cmp(&b.0));

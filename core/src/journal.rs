@@ -32,6 +32,9 @@ pub enum JournalError {
     Corrupt { lsn: Lsn, reason: String },
 }
 
+/// The visitor [`Journal::replay_after`] calls with each record.
+pub type Visit<'a> = dyn FnMut(Lsn, &[u8]) -> Result<(), JournalError> + 'a;
+
 /// An append-only log of records with snapshots, durable on [`Journal::sync`].
 pub trait Journal {
     /// Appends one record. It is durable only after the next successful [`Journal::sync`].
@@ -42,11 +45,7 @@ pub trait Journal {
     /// The LSN of the last appended record, durable or not.
     fn last_lsn(&self) -> Lsn;
     /// Calls `visit` with every durable-or-appended record after `after`, in LSN order.
-    fn replay_after(
-        &self,
-        after: Lsn,
-        visit: &mut dyn FnMut(Lsn, &[u8]) -> Result<(), JournalError>,
-    ) -> Result<(), JournalError>;
+    fn replay_after(&self, after: Lsn, visit: &mut Visit<'_>) -> Result<(), JournalError>;
     /// Stores a snapshot of the state after record `lsn`, durably, and may drop the records it covers.
     fn save_snapshot(&mut self, lsn: Lsn, state: &[u8]) -> Result<(), JournalError>;
     /// The newest snapshot, if any.
@@ -69,7 +68,10 @@ pub struct MemoryJournal {
 
 impl MemoryJournal {
     pub fn new() -> Self {
-        MemoryJournal { first_lsn: 1, ..Default::default() }
+        MemoryJournal {
+            first_lsn: 1,
+            ..Default::default()
+        }
     }
 
     /// Loses every record that was not synced, as a process crash would.
@@ -117,11 +119,7 @@ impl Journal for MemoryJournal {
         self.first_lsn.max(1) + self.records.len() as u64 - 1
     }
 
-    fn replay_after(
-        &self,
-        after: Lsn,
-        visit: &mut dyn FnMut(Lsn, &[u8]) -> Result<(), JournalError>,
-    ) -> Result<(), JournalError> {
+    fn replay_after(&self, after: Lsn, visit: &mut Visit<'_>) -> Result<(), JournalError> {
         let first = self.first_lsn.max(1);
         let skip = (after + 1).saturating_sub(first) as usize;
         for (i, r) in self.records.iter().enumerate().skip(skip) {
@@ -131,7 +129,10 @@ impl Journal for MemoryJournal {
     }
 
     fn save_snapshot(&mut self, lsn: Lsn, state: &[u8]) -> Result<(), JournalError> {
-        assert!(lsn <= self.last_lsn(), "snapshot {lsn} is past the last record");
+        assert!(
+            lsn <= self.last_lsn(),
+            "snapshot {lsn} is past the last record"
+        );
         // Records covered by the snapshot are no longer needed for recovery.
         let first = self.first_lsn.max(1);
         let drop = (lsn + 1).saturating_sub(first) as usize;
@@ -187,7 +188,10 @@ mod tests {
         j.sync().unwrap();
         j.save_snapshot(7, b"state@7").unwrap();
         assert_eq!(j.latest_snapshot().unwrap(), Some((7, b"state@7".to_vec())));
-        assert_eq!(all(&j, 7).iter().map(|(l, _)| *l).collect::<Vec<_>>(), vec![8, 9, 10]);
+        assert_eq!(
+            all(&j, 7).iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+            vec![8, 9, 10]
+        );
         assert_eq!(j.append(b"x").unwrap(), 11);
         j.crash();
         assert_eq!(j.last_lsn(), 10);

@@ -6,7 +6,10 @@
 //! come out of [`engine::Engine::poll_command`]. Two drivers run the same engine: the simulator
 //! (`plantloop-sim`, virtual time) and the tokio driver (`plantloop-server`, wall clock).
 
+pub mod audit;
 pub mod call;
+pub mod durable;
+pub mod engine;
 pub mod event;
 pub mod journal;
 pub mod model;

@@ -20,7 +20,10 @@ pub struct ModelError {
 
 impl ModelError {
     pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        ModelError { field, reason: reason.into() }
+        ModelError {
+            field,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -32,10 +35,19 @@ fn check_id(field: &'static str, s: &str) -> Result<(), ModelError> {
         return Err(ModelError::new(field, "must not be empty"));
     }
     if s.len() > ID_LEN_MAX {
-        return Err(ModelError::new(field, format!("longer than {ID_LEN_MAX} bytes")));
+        return Err(ModelError::new(
+            field,
+            format!("longer than {ID_LEN_MAX} bytes"),
+        ));
     }
-    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'))) {
-        return Err(ModelError::new(field, format!("character {c:?} not allowed")));
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/')))
+    {
+        return Err(ModelError::new(
+            field,
+            format!("character {c:?} not allowed"),
+        ));
     }
     Ok(())
 }
@@ -111,7 +123,9 @@ id_type!(/// Master-data record key (material number, asset id, spec id).
     RecordKey, "key");
 
 /// The four systems of record the core connects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum System {
     Erp,
@@ -145,7 +159,9 @@ impl fmt::Display for System {
 }
 
 /// How fast an effect must land in its target (design: latency classes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LatencyClass {
     /// Quality hold, line stop, machine failure → work order: seconds.
@@ -157,7 +173,11 @@ pub enum LatencyClass {
 }
 
 impl LatencyClass {
-    pub const ALL: [LatencyClass; 3] = [LatencyClass::Critical, LatencyClass::Transactional, LatencyClass::Bulk];
+    pub const ALL: [LatencyClass; 3] = [
+        LatencyClass::Critical,
+        LatencyClass::Transactional,
+        LatencyClass::Bulk,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             LatencyClass::Critical => "critical",
@@ -174,7 +194,9 @@ impl LatencyClass {
 }
 
 /// An inclusive range of unit serial numbers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(try_from = "SerialRangeRaw")]
 pub struct SerialRange {
     first: u64,
@@ -199,12 +221,18 @@ impl SerialRange {
     /// `first..=last`; `first` must not exceed `last`.
     pub fn new(first: u64, last: u64) -> Result<Self, ModelError> {
         if first > last {
-            return Err(ModelError::new("serials", format!("first {first} is after last {last}")));
+            return Err(ModelError::new(
+                "serials",
+                format!("first {first} is after last {last}"),
+            ));
         }
         Ok(SerialRange { first, last })
     }
     pub fn single(serial: u64) -> Self {
-        SerialRange { first: serial, last: serial }
+        SerialRange {
+            first: serial,
+            last: serial,
+        }
     }
     pub fn first(&self) -> u64 {
         self.first
@@ -305,7 +333,9 @@ pub struct InspectionResult {
 }
 
 /// Nonconformance severity, which sets work-order priority.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Minor,
@@ -390,7 +420,9 @@ pub struct SparePartUsage {
 
 impl SparePartUsage {
     pub fn cost(&self) -> Money {
-        self.unit_cost.checked_mul(self.quantity as i64).unwrap_or(Money::ZERO)
+        self.unit_cost
+            .checked_mul(self.quantity as i64)
+            .unwrap_or(Money::ZERO)
     }
 }
 
@@ -528,7 +560,9 @@ pub struct ProductionConfirmation {
 }
 
 /// The kinds of master data the core syncs (workflow W5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum MasterDataKind {
     Material,
@@ -602,11 +636,19 @@ pub struct MasterDataRecord {
 
 impl MasterDataRecord {
     /// Validates the version (≥ 1).
-    pub fn new(key: RecordKey, version: u64, payload: MasterDataPayload) -> Result<Self, ModelError> {
+    pub fn new(
+        key: RecordKey,
+        version: u64,
+        payload: MasterDataPayload,
+    ) -> Result<Self, ModelError> {
         if version == 0 {
             return Err(ModelError::new("version", "must be at least 1"));
         }
-        Ok(MasterDataRecord { key, version, payload })
+        Ok(MasterDataRecord {
+            key,
+            version,
+            payload,
+        })
     }
     pub fn kind(&self) -> MasterDataKind {
         self.payload.kind()
@@ -614,7 +656,9 @@ impl MasterDataRecord {
 }
 
 /// Machine alarm severity as MES reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum AlarmSeverity {
     Info,

@@ -8,7 +8,18 @@ use std::ops::Add;
 
 /// An amount in minor units (cents). All amounts of one run share one accounting currency.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
 )]
 #[serde(transparent)]
 pub struct Money(i64);
@@ -49,11 +60,18 @@ impl Money {
             return Err(bad());
         }
         let whole: i64 = whole.parse().map_err(|_| MoneyError::Overflow)?;
-        let mut cents: i64 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| bad())? };
+        let mut cents: i64 = if frac.is_empty() {
+            0
+        } else {
+            frac.parse().map_err(|_| bad())?
+        };
         if frac.len() == 1 {
             cents *= 10;
         }
-        let v = whole.checked_mul(100).and_then(|w| w.checked_add(cents)).ok_or(MoneyError::Overflow)?;
+        let v = whole
+            .checked_mul(100)
+            .and_then(|w| w.checked_add(cents))
+            .ok_or(MoneyError::Overflow)?;
         Ok(Money(if neg { -v } else { v }))
     }
 
@@ -83,7 +101,11 @@ impl Money {
     /// that CMMS, ERP and the checker all use.
     pub fn per_hour_for_minutes(self, minutes: u32) -> Money {
         let num = self.0 as i128 * minutes as i128;
-        let rounded = if num >= 0 { (num + 30) / 60 } else { (num - 30) / 60 };
+        let rounded = if num >= 0 {
+            (num + 30) / 60
+        } else {
+            (num - 30) / 60
+        };
         Money(rounded.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
     }
 }
@@ -136,7 +158,10 @@ mod tests {
     #[test]
     fn labour_rounds_half_up_to_the_cent() {
         // 85.00/h for 40 min = 56.666… → 56.67
-        assert_eq!(Money::from_cents(8_500).per_hour_for_minutes(40).cents(), 5_667);
+        assert_eq!(
+            Money::from_cents(8_500).per_hour_for_minutes(40).cents(),
+            5_667
+        );
         assert_eq!(Money::from_cents(100).per_hour_for_minutes(30).cents(), 50);
     }
 }

@@ -10,12 +10,38 @@ use std::fmt;
 use std::ops::{Add, AddAssign, Sub};
 
 /// A point in time, in microseconds since the driver's origin.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
 #[serde(transparent)]
 pub struct Instant(u64);
 
 /// A span of time in microseconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
 #[serde(transparent)]
 pub struct Duration(u64);
 
@@ -139,7 +165,9 @@ impl Duration {
 
 /// A duration string that is not of the scenario format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {0:?}: expected e.g. \"250ms\", \"45s\", \"30m\", \"6h\", \"14d\", \"1d12h\"")]
+#[error(
+    "invalid duration {0:?}: expected e.g. \"250ms\", \"45s\", \"30m\", \"6h\", \"14d\", \"1d12h\""
+)]
 pub struct DurationError(pub String);
 
 impl fmt::Display for Duration {
@@ -148,11 +176,17 @@ impl fmt::Display for Duration {
         if self.0 == 0 {
             return f.write_str("0s");
         }
-        if self.0 % 1_000 != 0 {
+        if !self.0.is_multiple_of(1_000) {
             return write!(f, "{}us", self.0);
         }
         let mut ms = self.0 / 1_000;
-        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+            ("ms", 1),
+        ] {
             if ms >= size {
                 write!(f, "{}{}", ms / size, unit)?;
                 ms %= size;
@@ -210,16 +244,33 @@ mod tests {
 
     #[test]
     fn parses_the_scenario_format() {
-        assert_eq!(Duration::parse("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            Duration::parse("250ms").unwrap(),
+            Duration::from_millis(250)
+        );
         assert_eq!(Duration::parse("45s").unwrap(), Duration::from_secs(45));
         assert_eq!(Duration::parse("30m").unwrap(), Duration::from_mins(30));
         assert_eq!(Duration::parse("1d12h").unwrap(), Duration::from_hours(36));
-        assert_eq!(Duration::parse("14d").unwrap(), Duration::from_hours(14 * 24));
+        assert_eq!(
+            Duration::parse("14d").unwrap(),
+            Duration::from_hours(14 * 24)
+        );
     }
 
     #[test]
     fn rejects_what_is_not_a_duration() {
-        for bad in ["", "5", "h", "5x", "1h1d", "1h1h", "-5s", "1.5h", "99999999999999999d", " 5s"] {
+        for bad in [
+            "",
+            "5",
+            "h",
+            "5x",
+            "1h1d",
+            "1h1h",
+            "-5s",
+            "1.5h",
+            "99999999999999999d",
+            " 5s",
+        ] {
             assert!(Duration::parse(bad).is_err(), "{bad:?} should not parse");
         }
     }
@@ -229,6 +280,9 @@ mod tests {
         for s in ["250ms", "45s", "1d12h", "14d", "1h30m5s"] {
             assert_eq!(Duration::parse(s).unwrap().to_string(), s);
         }
-        assert_eq!(Instant::from_millis(90_061_001).to_string(), "1+01:01:01.001");
+        assert_eq!(
+            Instant::from_millis(90_061_001).to_string(),
+            "1+01:01:01.001"
+        );
     }
 }

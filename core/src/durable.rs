@@ -1,0 +1,134 @@
+//! The engine made durable: every input is appended to a [`Journal`] before the engine sees it, and
+//! recovery rebuilds the engine from the newest snapshot plus the records after it.
+//!
+//! Output commit rule: a driver releases the outputs of an input (calls, audit records, the ack to
+//! the source) only after [`DurableEngine::sync`] covered that input. A crash then loses only inputs
+//! whose effects nobody saw; their sources were not acknowledged and send them again.
+
+use crate::engine::{Ack, Config, Engine, Input};
+use crate::journal::{Journal, JournalError, Lsn};
+use crate::time::Instant;
+use serde::{Deserialize, Serialize};
+
+/// One journal record: an input and the time it was handled.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    at: Instant,
+    input: Input,
+}
+
+/// What recovery found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// The snapshot recovery started from, if any.
+    pub snapshot_lsn: Option<Lsn>,
+    /// Records replayed after it.
+    pub replayed: u64,
+}
+
+/// Failure to journal or recover.
+#[derive(Debug, thiserror::Error)]
+pub enum DurableError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("snapshot at {lsn} does not decode: {reason}")]
+    Snapshot { lsn: Lsn, reason: String },
+}
+
+/// An [`Engine`] behind a [`Journal`].
+pub struct DurableEngine<J: Journal> {
+    engine: Engine,
+    journal: J,
+    snapshot_every: u64,
+    since_snapshot: u64,
+    buf: Vec<u8>,
+}
+
+impl<J: Journal> DurableEngine<J> {
+    /// Opens the journal: a fresh engine if it is empty, otherwise the engine rebuilt from the newest
+    /// snapshot and the records after it, followed by [`Input::Restarted`] so that calls in flight at
+    /// the crash are sent again. `snapshot_every` bounds replay: a snapshot is taken after that many
+    /// records (0: never).
+    pub fn open(
+        journal: J,
+        config: Config,
+        seed: u64,
+        snapshot_every: u64,
+    ) -> Result<(Self, Recovery), DurableError> {
+        let mut recovery = Recovery::default();
+        let (mut engine, after) = match journal.latest_snapshot()? {
+            Some((lsn, bytes)) => {
+                let e: Engine =
+                    postcard::from_bytes(&bytes).map_err(|e| DurableError::Snapshot {
+                        lsn,
+                        reason: e.to_string(),
+                    })?;
+                recovery.snapshot_lsn = Some(lsn);
+                (e, lsn)
+            }
+            None => (Engine::new(config, seed), 0),
+        };
+        let mut last_at = engine.now();
+        journal.replay_after(after, &mut |lsn, bytes| {
+            let r: Record = postcard::from_bytes(bytes).map_err(|e| JournalError::Corrupt {
+                lsn,
+                reason: e.to_string(),
+            })?;
+            last_at = r.at;
+            engine.handle(r.at, r.input);
+            recovery.replayed += 1;
+            Ok(())
+        })?;
+        engine.discard_outputs();
+        let mut me = DurableEngine {
+            engine,
+            journal,
+            snapshot_every,
+            since_snapshot: recovery.replayed,
+            buf: Vec::new(),
+        };
+        if recovery.snapshot_lsn.is_some() || recovery.replayed > 0 {
+            me.handle(last_at, Input::Restarted)?;
+        }
+        Ok((me, recovery))
+    }
+
+    /// Journals the input, then hands it to the engine. Not durable until [`DurableEngine::sync`].
+    pub fn handle(&mut self, now: Instant, input: Input) -> Result<Ack, JournalError> {
+        self.buf.clear();
+        let record = Record { at: now, input };
+        self.buf = postcard::to_extend(&record, std::mem::take(&mut self.buf))
+            .map_err(|e| JournalError::Storage(format!("encoding an input: {e}")))?;
+        self.journal.append(&self.buf)?;
+        self.since_snapshot += 1;
+        Ok(self.engine.handle(now, record.input))
+    }
+
+    /// Group commit: makes every input handled so far durable; takes a snapshot when due. After it
+    /// returns, the outputs of those inputs may be released.
+    pub fn sync(&mut self) -> Result<Lsn, JournalError> {
+        let lsn = self.journal.sync()?;
+        if self.snapshot_every > 0 && self.since_snapshot >= self.snapshot_every {
+            let bytes = postcard::to_stdvec(&self.engine)
+                .map_err(|e| JournalError::Storage(format!("encoding a snapshot: {e}")))?;
+            self.journal.save_snapshot(lsn, &bytes)?;
+            self.since_snapshot = 0;
+        }
+        Ok(lsn)
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+    /// For polling outputs; inputs must go through [`DurableEngine::handle`].
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+    pub fn journal(&self) -> &J {
+        &self.journal
+    }
+    /// Throws the engine away and returns the journal, as a crash would.
+    pub fn into_journal(self) -> J {
+        self.journal
+    }
+}

@@ -1,0 +1,983 @@
+//! The integration engine: a deterministic state machine in the style of quinn-proto.
+//!
+//! # Driving it
+//! Methods fall in three groups, and a driver calls them in this order, repeatedly:
+//! 1. **Inputs** — [`Engine::handle`] with the current time and one [`Input`]: an event from a
+//!    system of record, the reply to a call, a timer tick, a restart marker or an operator action.
+//!    The returned [`Ack`] says whether an event was accepted, recognised as a duplicate, or pushed
+//!    back (the source must retry after the given delay: nothing is dropped).
+//! 2. **Outputs** — [`Engine::poll_command`] until `None` (calls to make, each with its idempotency
+//!    key and deadline) and [`Engine::poll_audit`] (audit records to store). A durable driver
+//!    releases outputs only after the inputs that caused them are synced to the journal.
+//! 3. **Timers** — [`Engine::poll_timeout`]: the driver calls `handle(now, Input::Tick)` once `now`
+//!    reaches it (or earlier; a tick with nothing due is harmless).
+//!
+//! The engine never reads a clock, sleeps, does I/O or uses a global RNG: the jitter RNG is seeded at
+//! construction and is part of the state, so replaying the same inputs gives the same state.
+//!
+//! # Outbox
+//! Each call belongs to one target and one latency class. Per target there is one queue per class;
+//! dispatch always drains critical first, then transactional, then bulk, within the target's
+//! in-flight limit, circuit breaker and rate limits. Transient failures are retried with exponential
+//! backoff and jitter; non-retryable ones (409, other 4xx) and calls out of retries go to the
+//! dead-letter queue with the reason.
+
+mod config;
+mod registry;
+mod workflows;
+
+pub use config::*;
+pub use registry::Registry;
+pub use workflows::Step;
+
+use crate::audit::{AuditAction, AuditRecord, ChainHead};
+use crate::call::{Call, CallId, EventRef, IdempotencyKey, Outcome, Request};
+use crate::event::Event;
+use crate::model::{LatencyClass, System};
+use crate::time::{Duration, Instant};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use workflows::{Owner, Workflows};
+
+/// One input to the engine.
+// Events dominate the input mix, so boxing them would cost an allocation per input for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Input {
+    /// An event from a system of record, validated by [`crate::event::parse_event`].
+    Event(Event),
+    /// How one attempt of a call ended.
+    Reply {
+        call: CallId,
+        attempt: u32,
+        outcome: Outcome,
+    },
+    /// Timers may be due.
+    Tick,
+    /// The engine was rebuilt from its journal: calls that were in flight may or may not have
+    /// reached their targets and are sent again (looking first where keys are not honoured).
+    Restarted,
+    /// An operator puts a dead letter back in the outbox once its cause is fixed.
+    ReplayDeadLetter(u64),
+}
+
+/// The engine's answer to an input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ack {
+    /// The event was accepted and will be applied (it may still end in the dead-letter queue).
+    Accepted,
+    /// The event was seen before (same source and id) and was not applied again.
+    Duplicate,
+    /// The outbox is too full for this event's class: send it again after this delay.
+    RetryAfter(Duration),
+    /// A non-event input was taken into account.
+    Done,
+    /// A reply or operator action named something the engine does not know (a stale reply).
+    Ignored,
+}
+
+/// Why a call is in the dead-letter queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeadLetterReason {
+    /// Retries ran out on transient failures; the last outcome is kept. Replayed automatically once
+    /// the target answers again.
+    OutOfRetries { last: Outcome },
+    /// The target refused the request (409 / 4xx); replay after fixing the cause.
+    Refused { status: u16, detail: String },
+    /// The event could not be applied (unknown station, no production order …).
+    Unprocessable { detail: String },
+}
+
+impl DeadLetterReason {
+    /// True for failures that may heal by themselves (the target was down or slow).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DeadLetterReason::OutOfRetries { .. })
+    }
+    pub fn describe(&self) -> String {
+        match self {
+            DeadLetterReason::OutOfRetries { last } => {
+                format!("out of retries; last outcome {last:?}")
+            }
+            DeadLetterReason::Refused { status, detail } => {
+                format!("refused with {status}: {detail}")
+            }
+            DeadLetterReason::Unprocessable { detail } => format!("unprocessable: {detail}"),
+        }
+    }
+}
+
+/// A call (or an event that produced none) parked in the dead-letter queue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub id: u64,
+    pub at: Instant,
+    pub reason: DeadLetterReason,
+    pub origin: EventRef,
+    /// The call, when the dead letter is a call; `None` for an unprocessable event.
+    pub target: Option<System>,
+    pub key: Option<IdempotencyKey>,
+    pub request: Option<Request>,
+    pub class: LatencyClass,
+    owner: Owner,
+    causation: Vec<EventRef>,
+}
+
+/// Counters for reports and the live view.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub events_accepted: u64,
+    pub duplicates_absorbed: u64,
+    pub pushbacks: u64,
+    pub calls_started: u64,
+    pub calls_done: u64,
+    pub attempts: u64,
+    pub retries: u64,
+    pub lookups: u64,
+    pub throttled: u64,
+    pub timeouts: u64,
+    pub stale_replies: u64,
+    pub dead_letters: u64,
+    pub dead_letters_replayed: u64,
+    pub breaker_opens: u64,
+    pub alarms_filtered: u64,
+    pub confirmations_parked: u64,
+    pub master_data_superseded: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Phase {
+    Queued,
+    InFlight { deadline: Instant, lookup: bool },
+    Backoff,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CallState {
+    target: System,
+    class: LatencyClass,
+    key: IdempotencyKey,
+    request: Request,
+    origin: EventRef,
+    causation: Vec<EventRef>,
+    owner: Owner,
+    attempt: u32,
+    phase: Phase,
+    /// The next attempt must look before it posts.
+    needs_lookup: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct TargetState {
+    queues: [VecDeque<CallId>; 3],
+    in_flight: u32,
+    consecutive_failures: u32,
+    /// Open until then; at or after it, one probe is let through.
+    breaker_open_until: Option<Instant>,
+    probe_in_flight: bool,
+    /// Honour Retry-After.
+    paused_until: Instant,
+    /// Rate limit: start of the current one-second window and calls sent in it.
+    window_start: Instant,
+    window_calls: u32,
+    /// Dead letters of transient failures, waiting for the target to answer again.
+    parked_dead_letters: Vec<u64>,
+    probe_scheduled: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+enum Timer {
+    CallDeadline { call: CallId, attempt: u32 },
+    BackoffOver { call: CallId, attempt: u32 },
+    TargetWake { target: System },
+    DeadLetterProbe { target: System },
+    EnrichmentExpired { nc_slot: u64 },
+}
+
+/// The health of one target as the engine sees it, for reports and the live view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TargetHealth {
+    pub queued: [u32; 3],
+    pub in_flight: u32,
+    pub breaker_open: bool,
+    pub parked_dead_letters: u32,
+}
+
+/// The integration engine. See the module documentation for how to drive it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Engine {
+    config: Config,
+    rng: ChaCha8Rng,
+    next_call: u64,
+    calls: FxHashMap<CallId, CallState>,
+    targets: [TargetState; 4],
+    queued: [u32; 3],
+    timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
+    timer_seq: u64,
+    outbox: VecDeque<Call>,
+    audit_out: VecDeque<AuditRecord>,
+    chain: ChainHead,
+    dead_letters: BTreeMap<u64, DeadLetter>,
+    next_dead_letter: u64,
+    seen: FxHashMap<[u8; 16], Instant>,
+    seen_order: VecDeque<(Instant, [u8; 16])>,
+    registry: Registry,
+    workflows: Workflows,
+    stats: Stats,
+    now: Instant,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("now", &self.now)
+            .field("calls", &self.calls.len())
+            .field("dead_letters", &self.dead_letters.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+fn event_key(e: &Event) -> [u8; 16] {
+    let mut h = blake3::Hasher::new();
+    h.update(&(e.source.len() as u64).to_le_bytes());
+    h.update(e.source.as_bytes());
+    h.update(e.id.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    out
+}
+
+impl Engine {
+    /// A fresh engine. `seed` seeds the jitter RNG; the same seed and inputs give the same state.
+    pub fn new(config: Config, seed: u64) -> Engine {
+        Engine {
+            config,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            next_call: 1,
+            calls: FxHashMap::default(),
+            targets: Default::default(),
+            queued: [0; 3],
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+            outbox: VecDeque::new(),
+            audit_out: VecDeque::new(),
+            chain: ChainHead::default(),
+            dead_letters: BTreeMap::new(),
+            next_dead_letter: 1,
+            seen: FxHashMap::default(),
+            seen_order: VecDeque::new(),
+            registry: Registry::default(),
+            workflows: Workflows::default(),
+            stats: Stats::default(),
+            now: Instant::ZERO,
+        }
+    }
+
+    // ---- getters -------------------------------------------------------------------------------
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+    /// The context registry (asset placements, production orders) as master data built it.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+    /// The dead-letter queue, oldest first.
+    pub fn dead_letters(&self) -> impl Iterator<Item = &DeadLetter> {
+        self.dead_letters.values()
+    }
+    /// Calls waiting in the outbox per latency class (not yet sent).
+    pub fn queued(&self) -> [u32; 3] {
+        self.queued
+    }
+    /// Calls not yet finished (queued, in flight or backing off).
+    pub fn open_calls(&self) -> usize {
+        self.calls.len()
+    }
+    pub fn target_health(&self, s: System) -> TargetHealth {
+        let t = &self.targets[s.index()];
+        TargetHealth {
+            queued: std::array::from_fn(|i| t.queues[i].len() as u32),
+            in_flight: t.in_flight,
+            breaker_open: t.breaker_open_until.is_some(),
+            parked_dead_letters: t.parked_dead_letters.len() as u32,
+        }
+    }
+    /// The time of the latest input.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+    /// True when nothing is left to do: no open call, no timer that could create work.
+    pub fn is_idle(&self) -> bool {
+        self.calls.is_empty() && self.outbox.is_empty()
+    }
+
+    // ---- inputs --------------------------------------------------------------------------------
+
+    /// Takes one input at time `now` (which must not go backwards; an earlier `now` is treated as
+    /// the latest one seen). Fires due timers first.
+    pub fn handle(&mut self, now: Instant, input: Input) -> Ack {
+        self.now = self.now.max(now);
+        self.fire_timers();
+        let ack = match input {
+            Input::Event(e) => self.handle_event(e),
+            Input::Reply {
+                call,
+                attempt,
+                outcome,
+            } => self.handle_reply(call, attempt, outcome),
+            Input::Tick => Ack::Done,
+            Input::Restarted => {
+                self.restart();
+                Ack::Done
+            }
+            Input::ReplayDeadLetter(id) => {
+                if self.replay_dead_letter(id) {
+                    Ack::Done
+                } else {
+                    Ack::Ignored
+                }
+            }
+        };
+        self.pump();
+        ack
+    }
+
+    fn handle_event(&mut self, e: Event) -> Ack {
+        let key = event_key(&e);
+        self.expire_seen();
+        if self.seen.contains_key(&key) {
+            self.stats.duplicates_absorbed += 1;
+            return Ack::Duplicate;
+        }
+        if !self.admits(e.class) {
+            self.stats.pushbacks += 1;
+            return Ack::RetryAfter(self.config.retry_after(e.class));
+        }
+        self.seen.insert(key, self.now);
+        self.seen_order.push_back((self.now, key));
+        self.stats.events_accepted += 1;
+        let mut fx = Effects::default();
+        self.workflows.apply_event(
+            &mut self.registry,
+            &self.config,
+            self.now,
+            e,
+            &mut fx,
+            &mut self.stats,
+        );
+        self.apply_effects(fx);
+        Ack::Accepted
+    }
+
+    fn expire_seen(&mut self) {
+        let window = self.config.dedupe_window;
+        while let Some(&(at, key)) = self.seen_order.front() {
+            let expired = self.now.saturating_since(at) > window;
+            if !(expired || self.seen_order.len() >= self.config.dedupe_entries_max) {
+                break;
+            }
+            self.seen_order.pop_front();
+            if self.seen.get(&key) == Some(&at) {
+                self.seen.remove(&key);
+            }
+        }
+    }
+
+    fn admits(&self, class: LatencyClass) -> bool {
+        let a = &self.config.admission;
+        let non_critical = self.queued[1] + self.queued[2];
+        match class {
+            LatencyClass::Critical => self.queued[0] < a.critical_queued_max,
+            LatencyClass::Transactional => non_critical < a.transactional_queued_max,
+            LatencyClass::Bulk => non_critical < a.bulk_queued_max,
+        }
+    }
+
+    fn handle_reply(&mut self, id: CallId, attempt: u32, outcome: Outcome) -> Ack {
+        let Some(st) = self.calls.get_mut(&id) else {
+            self.stats.stale_replies += 1;
+            return Ack::Ignored;
+        };
+        let current = st.attempt == attempt && matches!(st.phase, Phase::InFlight { .. });
+        if !current {
+            // A late reply to an attempt already given up on. A success still counts: the posting
+            // happened, and the key makes the pending attempt harmless.
+            self.stats.stale_replies += 1;
+            if let Outcome::Done { receipt } = outcome {
+                self.finish_in_any_phase(id, receipt, AuditAction::Posted);
+                return Ack::Done;
+            }
+            return Ack::Ignored;
+        }
+        let Phase::InFlight { lookup, .. } = st.phase else {
+            unreachable!("checked above")
+        };
+        let target = st.target;
+        self.end_flight(target);
+        match outcome {
+            Outcome::Done { receipt } => self.finish(id, receipt, AuditAction::Posted),
+            Outcome::Found {
+                receipt: Some(receipt),
+            } if lookup => self.finish(id, receipt, AuditAction::FoundExisting),
+            Outcome::Found { .. } if lookup => {
+                // Not there: post now, as the same attempt, ahead of the queue.
+                let st = self.calls.get_mut(&id).expect("present");
+                st.needs_lookup = false;
+                st.phase = Phase::Queued;
+                let class = st.class;
+                self.targets[target.index()].queues[class.index()].push_front(id);
+                self.queued[class.index()] += 1;
+                self.breaker_success(target);
+            }
+            Outcome::Found { .. } => {
+                self.dead_letter_call(
+                    id,
+                    DeadLetterReason::Refused {
+                        status: 200,
+                        detail: "a lookup reply to a posting".into(),
+                    },
+                );
+            }
+            Outcome::Throttled { retry_after } => {
+                self.stats.throttled += 1;
+                let t = &mut self.targets[target.index()];
+                t.paused_until = t.paused_until.max(self.now + retry_after);
+                let wake = t.paused_until;
+                self.set_timer(wake, Timer::TargetWake { target });
+                let st = self.calls.get_mut(&id).expect("present");
+                st.phase = Phase::Queued;
+                let class = st.class;
+                self.targets[target.index()].queues[class.index()].push_front(id);
+                self.queued[class.index()] += 1;
+            }
+            o @ (Outcome::Unavailable { .. } | Outcome::TimedOut) => self.transient_failure(id, o),
+            Outcome::Conflict { detail } => {
+                self.breaker_success(target);
+                self.dead_letter_call(
+                    id,
+                    DeadLetterReason::Refused {
+                        status: 409,
+                        detail,
+                    },
+                )
+            }
+            Outcome::Rejected { status, detail } => {
+                self.breaker_success(target);
+                self.dead_letter_call(id, DeadLetterReason::Refused { status, detail })
+            }
+        }
+        Ack::Done
+    }
+
+    fn restart(&mut self) {
+        let mut ids: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, s)| matches!(s.phase, Phase::InFlight { .. }))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort();
+        for t in &mut self.targets {
+            t.in_flight = 0;
+            t.probe_in_flight = false;
+        }
+        for id in ids {
+            let honours = {
+                let st = &self.calls[&id];
+                self.config.target(st.target).honours_idempotency_key
+            };
+            let st = self.calls.get_mut(&id).expect("present");
+            st.attempt += 1;
+            st.needs_lookup = !honours;
+            st.phase = Phase::Queued;
+            let (t, c) = (st.target, st.class);
+            self.targets[t.index()].queues[c.index()].push_front(id);
+            self.queued[c.index()] += 1;
+        }
+        self.outbox.clear();
+    }
+
+    // ---- outputs -------------------------------------------------------------------------------
+
+    /// The next call to make, if any.
+    pub fn poll_command(&mut self) -> Option<Call> {
+        self.outbox.pop_front()
+    }
+
+    /// The next audit record to store, if any.
+    pub fn poll_audit(&mut self) -> Option<AuditRecord> {
+        self.audit_out.pop_front()
+    }
+
+    /// When the engine next wants `Input::Tick`, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// Drops unpolled outputs; used by recovery, whose replayed outputs were released before.
+    pub fn discard_outputs(&mut self) {
+        self.outbox.clear();
+        self.audit_out.clear();
+    }
+
+    // ---- timers --------------------------------------------------------------------------------
+
+    fn set_timer(&mut self, at: Instant, t: Timer) {
+        self.timer_seq += 1;
+        self.timers.push(Reverse((at, self.timer_seq, t)));
+    }
+
+    fn fire_timers(&mut self) {
+        while let Some(Reverse((at, _, _))) = self.timers.peek() {
+            if *at > self.now {
+                break;
+            }
+            let Reverse((_, _, timer)) = self.timers.pop().expect("peeked");
+            match timer {
+                Timer::CallDeadline { call, attempt } => {
+                    let live = self.calls.get(&call).is_some_and(|s| {
+                        s.attempt == attempt && matches!(s.phase, Phase::InFlight { .. })
+                    });
+                    if live {
+                        self.stats.timeouts += 1;
+                        let target = self.calls[&call].target;
+                        self.end_flight(target);
+                        self.transient_failure(call, Outcome::TimedOut);
+                    }
+                }
+                Timer::BackoffOver { call, attempt } => {
+                    if let Some(st) = self.calls.get_mut(&call)
+                        && st.attempt == attempt
+                        && st.phase == Phase::Backoff
+                    {
+                        st.phase = Phase::Queued;
+                        let (t, c) = (st.target, st.class);
+                        self.targets[t.index()].queues[c.index()].push_back(call);
+                        self.queued[c.index()] += 1;
+                    }
+                }
+                Timer::TargetWake { .. } => {}
+                Timer::DeadLetterProbe { target } => {
+                    let t = &mut self.targets[target.index()];
+                    t.probe_scheduled = false;
+                    if t.in_flight == 0 && !t.parked_dead_letters.is_empty() {
+                        let id = t.parked_dead_letters.remove(0);
+                        self.replay_dead_letter(id);
+                    }
+                    if !self.targets[target.index()].parked_dead_letters.is_empty() {
+                        self.schedule_probe(target);
+                    }
+                }
+                Timer::EnrichmentExpired { nc_slot } => {
+                    let mut fx = Effects::default();
+                    self.workflows.enrichment_expired(nc_slot, &mut fx);
+                    self.apply_effects(fx);
+                }
+            }
+        }
+    }
+
+    fn schedule_probe(&mut self, target: System) {
+        let t = &mut self.targets[target.index()];
+        if !t.probe_scheduled {
+            t.probe_scheduled = true;
+            let at = self.now + self.config.dead_letter_probe_every;
+            self.set_timer(at, Timer::DeadLetterProbe { target });
+        }
+    }
+
+    // ---- dispatch ------------------------------------------------------------------------------
+
+    fn may_send(&mut self, target: System) -> bool {
+        let now = self.now;
+        let cfg = self.config.target(target);
+        let (in_flight_max, rate) = (cfg.in_flight_max, cfg.rate_limit_per_s);
+        let t = &mut self.targets[target.index()];
+        if t.paused_until > now || t.in_flight >= in_flight_max {
+            return false;
+        }
+        if let Some(until) = t.breaker_open_until {
+            if until > now || t.probe_in_flight {
+                return false;
+            }
+            // Half-open: this call is the probe.
+            t.probe_in_flight = true;
+        }
+        if let Some(rate) = rate {
+            if now.saturating_since(t.window_start) >= Duration::from_secs(1) {
+                t.window_start = now;
+                t.window_calls = 0;
+            }
+            if t.window_calls >= rate {
+                let wake = t.window_start + Duration::from_secs(1);
+                t.probe_in_flight = false;
+                self.set_timer(wake, Timer::TargetWake { target });
+                return false;
+            }
+            t.window_calls += 1;
+        }
+        true
+    }
+
+    fn pump(&mut self) {
+        for target in System::ALL {
+            loop {
+                let ti = target.index();
+                if self.targets[ti].queues.iter().all(VecDeque::is_empty) {
+                    break;
+                }
+                if !self.may_send(target) {
+                    if let Some(until) = self.targets[ti].breaker_open_until
+                        && until > self.now
+                    {
+                        self.set_timer(until, Timer::TargetWake { target });
+                    }
+                    break;
+                }
+                let Some((class, id)) =
+                    (0..3).find_map(|c| self.targets[ti].queues[c].pop_front().map(|id| (c, id)))
+                else {
+                    break;
+                };
+                self.queued[class] -= 1;
+                self.send(id);
+            }
+        }
+    }
+
+    fn send(&mut self, id: CallId) {
+        let timeout = {
+            let st = &self.calls[&id];
+            self.config.target(st.target).call_timeout
+        };
+        let deadline = self.now + timeout;
+        let st = self.calls.get_mut(&id).expect("queued calls exist");
+        let lookup = st.needs_lookup;
+        st.phase = Phase::InFlight { deadline, lookup };
+        let request = if lookup {
+            self.stats.lookups += 1;
+            Request::LookupPosting {
+                key: st.key.clone(),
+            }
+        } else {
+            st.request.clone()
+        };
+        self.stats.attempts += 1;
+        let call = Call {
+            id,
+            attempt: st.attempt,
+            target: st.target,
+            class: st.class,
+            key: st.key.clone(),
+            request,
+            deadline,
+            origin: st.origin.clone(),
+        };
+        let attempt = st.attempt;
+        self.targets[st.target.index()].in_flight += 1;
+        self.outbox.push_back(call);
+        self.set_timer(deadline, Timer::CallDeadline { call: id, attempt });
+    }
+
+    fn end_flight(&mut self, target: System) {
+        let t = &mut self.targets[target.index()];
+        t.in_flight = t.in_flight.saturating_sub(1);
+    }
+
+    // ---- outcomes ------------------------------------------------------------------------------
+
+    fn breaker_success(&mut self, target: System) {
+        let t = &mut self.targets[target.index()];
+        t.consecutive_failures = 0;
+        t.breaker_open_until = None;
+        t.probe_in_flight = false;
+        // The target answers again: transient dead letters get another chance.
+        let parked = std::mem::take(&mut t.parked_dead_letters);
+        for id in parked {
+            self.replay_dead_letter(id);
+        }
+    }
+
+    fn transient_failure(&mut self, id: CallId, outcome: Outcome) {
+        let (target, attempt) = {
+            let st = &self.calls[&id];
+            (st.target, st.attempt)
+        };
+        let policy = self.config.breaker.clone();
+        let t = &mut self.targets[target.index()];
+        t.consecutive_failures += 1;
+        let was_probe = t.probe_in_flight;
+        t.probe_in_flight = false;
+        if was_probe || t.consecutive_failures >= policy.failures_to_open {
+            if t.breaker_open_until.is_none() {
+                self.stats.breaker_opens += 1;
+            }
+            t.breaker_open_until = Some(self.now + policy.open_for);
+        }
+        let honours = self.config.target(target).honours_idempotency_key;
+        if attempt >= self.config.retry.attempts_max {
+            self.dead_letter_call(id, DeadLetterReason::OutOfRetries { last: outcome });
+            return;
+        }
+        self.stats.retries += 1;
+        let base = self.config.retry.backoff_base.as_micros();
+        let cap = self.config.retry.backoff_cap.as_micros();
+        let backoff = base.saturating_mul(1u64 << (attempt - 1).min(30)).min(cap);
+        let jittered = backoff / 2 + self.rng.random_range(0..=backoff / 2);
+        let st = self.calls.get_mut(&id).expect("present");
+        st.attempt += 1;
+        st.needs_lookup = !honours && outcome.is_ambiguous() || st.needs_lookup;
+        st.phase = Phase::Backoff;
+        let next = st.attempt;
+        self.set_timer(
+            self.now + Duration::from_micros(jittered),
+            Timer::BackoffOver {
+                call: id,
+                attempt: next,
+            },
+        );
+    }
+
+    fn finish(&mut self, id: CallId, receipt: String, action: AuditAction) {
+        let st = self.calls.remove(&id).expect("finishing a live call");
+        self.breaker_success(st.target);
+        self.complete(st, receipt, action);
+    }
+
+    /// Completes a call that may be queued or backing off (a late success).
+    fn finish_in_any_phase(&mut self, id: CallId, receipt: String, action: AuditAction) {
+        let st = self.calls.remove(&id).expect("present");
+        if st.phase == Phase::Queued {
+            let q = &mut self.targets[st.target.index()].queues[st.class.index()];
+            if let Some(pos) = q.iter().position(|c| *c == id) {
+                q.remove(pos);
+                self.queued[st.class.index()] -= 1;
+            }
+        }
+        self.complete(st, receipt, action);
+    }
+
+    fn complete(&mut self, st: CallState, receipt: String, action: AuditAction) {
+        self.stats.calls_done += 1;
+        let rec = AuditRecord {
+            seq: 0,
+            at: self.now,
+            action,
+            target: st.target,
+            request: st.request.name().to_owned(),
+            key: st.key,
+            receipt: Some(receipt.clone()),
+            reason: None,
+            origin: st.origin,
+            causation: st.causation,
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        self.audit_out.push_back(self.chain.link(rec));
+        let mut fx = Effects::default();
+        self.workflows.call_done(
+            &st.owner,
+            &receipt,
+            self.now,
+            &mut self.registry,
+            &self.config,
+            &mut fx,
+        );
+        self.apply_effects(fx);
+    }
+
+    fn dead_letter_call(&mut self, id: CallId, reason: DeadLetterReason) {
+        let st = self.calls.remove(&id).expect("dead-lettering a live call");
+        let transient = reason.is_transient();
+        let dl = DeadLetter {
+            id: self.next_dead_letter,
+            at: self.now,
+            reason,
+            origin: st.origin,
+            target: Some(st.target),
+            key: Some(st.key),
+            request: Some(st.request),
+            class: st.class,
+            owner: st.owner,
+            causation: st.causation,
+        };
+        self.next_dead_letter += 1;
+        if transient {
+            self.targets[st.target.index()]
+                .parked_dead_letters
+                .push(dl.id);
+            self.schedule_probe(st.target);
+        }
+        self.record_dead_letter(dl);
+    }
+
+    fn record_dead_letter(&mut self, dl: DeadLetter) {
+        self.stats.dead_letters += 1;
+        let rec = AuditRecord {
+            seq: 0,
+            at: self.now,
+            action: AuditAction::DeadLettered,
+            target: dl.target.unwrap_or(System::Erp),
+            request: dl.request.as_ref().map_or("event", |r| r.name()).to_owned(),
+            key: dl.key.clone().unwrap_or(IdempotencyKey(String::new())),
+            receipt: None,
+            reason: Some(dl.reason.describe()),
+            origin: dl.origin.clone(),
+            causation: dl.causation.clone(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        self.audit_out.push_back(self.chain.link(rec));
+        self.dead_letters.insert(dl.id, dl);
+    }
+
+    fn replay_dead_letter(&mut self, id: u64) -> bool {
+        let Some(dl) = self.dead_letters.remove(&id) else {
+            return false;
+        };
+        for t in &mut self.targets {
+            t.parked_dead_letters.retain(|d| *d != id);
+        }
+        let (Some(target), Some(key), Some(request)) =
+            (dl.target, dl.key.clone(), dl.request.clone())
+        else {
+            // An unprocessable event has no call to replay; keep it listed.
+            self.dead_letters.insert(id, dl);
+            return false;
+        };
+        self.stats.dead_letters_replayed += 1;
+        let rec = AuditRecord {
+            seq: 0,
+            at: self.now,
+            action: AuditAction::Replayed,
+            target,
+            request: request.name().to_owned(),
+            key: key.clone(),
+            receipt: None,
+            reason: Some(dl.reason.describe()),
+            origin: dl.origin.clone(),
+            causation: dl.causation.clone(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        self.audit_out.push_back(self.chain.link(rec));
+        // The posting may have happened before the failure: a target that ignores keys is asked
+        // first.
+        let needs_lookup = !self.config.target(target).honours_idempotency_key;
+        self.enqueue(NewCall {
+            target,
+            class: dl.class,
+            key,
+            request,
+            origin: dl.origin,
+            causation: dl.causation,
+            owner: dl.owner,
+            needs_lookup,
+        });
+        true
+    }
+
+    fn enqueue(&mut self, c: NewCall) {
+        let id = CallId(self.next_call);
+        self.next_call += 1;
+        self.stats.calls_started += 1;
+        let (t, cl) = (c.target, c.class);
+        self.calls.insert(
+            id,
+            CallState {
+                target: c.target,
+                class: c.class,
+                key: c.key,
+                request: c.request,
+                origin: c.origin,
+                causation: c.causation,
+                owner: c.owner,
+                attempt: 1,
+                phase: Phase::Queued,
+                needs_lookup: c.needs_lookup,
+            },
+        );
+        self.targets[t.index()].queues[cl.index()].push_back(id);
+        self.queued[cl.index()] += 1;
+    }
+
+    fn apply_effects(&mut self, fx: Effects) {
+        for c in fx.calls {
+            self.enqueue(c);
+        }
+        for (origin, causation, class, detail) in fx.unprocessable {
+            let dl = DeadLetter {
+                id: self.next_dead_letter,
+                at: self.now,
+                reason: DeadLetterReason::Unprocessable { detail },
+                origin,
+                target: None,
+                key: None,
+                request: None,
+                class,
+                owner: Owner::None,
+                causation,
+            };
+            self.next_dead_letter += 1;
+            self.record_dead_letter(dl);
+        }
+        for (at, slot) in fx.enrichment_timers {
+            self.set_timer(at, Timer::EnrichmentExpired { nc_slot: slot });
+        }
+    }
+}
+
+/// A call a workflow wants made.
+#[derive(Debug)]
+struct NewCall {
+    target: System,
+    class: LatencyClass,
+    key: IdempotencyKey,
+    request: Request,
+    origin: EventRef,
+    causation: Vec<EventRef>,
+    owner: Owner,
+    needs_lookup: bool,
+}
+
+/// What a workflow step produced, applied by the engine afterwards.
+#[derive(Debug, Default)]
+struct Effects {
+    calls: Vec<NewCall>,
+    /// (origin, causation, class, reason)
+    unprocessable: Vec<(EventRef, Vec<EventRef>, LatencyClass, String)>,
+    enrichment_timers: Vec<(Instant, u64)>,
+}
+
+impl Effects {
+    #[allow(clippy::too_many_arguments)]
+    fn call(
+        &mut self,
+        target: System,
+        class: LatencyClass,
+        key: String,
+        request: Request,
+        origin: &EventRef,
+        causation: Vec<EventRef>,
+        owner: Owner,
+    ) {
+        self.calls.push(NewCall {
+            target,
+            class,
+            key: IdempotencyKey(key),
+            request,
+            origin: origin.clone(),
+            causation,
+            owner,
+            needs_lookup: false,
+        });
+    }
+}

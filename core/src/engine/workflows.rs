@@ -1,0 +1,697 @@
+//! Workflows W1–W6 as sagas keyed by their correlation (NC id, work order id, master-data key).
+//!
+//! A workflow never calls a target itself: it pushes [`NewCall`]s into [`Effects`], each with an
+//! idempotency key derived from the correlation and the step (`w1/<nc>/hold`), so that every retry,
+//! duplicate event and recovery asks for the same posting.
+
+use super::{Config, Effects, Registry};
+use crate::call::{EventRef, Request};
+use crate::event::{Event, EventData};
+use crate::model::*;
+use crate::time::Instant;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The steps of the containment saga (W1) and its release (W3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Step {
+    /// ERP quality hold on the suspect serials.
+    Hold,
+    /// ERP order status "quality interruption".
+    Interrupt,
+    /// CMMS emergency work order.
+    WorkOrder,
+    /// MES stop of the station.
+    Stop,
+    /// ERP release of the hold (W3).
+    Release,
+    /// ERP order status "resumed" (W3).
+    ResumeOrder,
+    /// MES resume of the station (W3).
+    ResumeStation,
+}
+
+impl Step {
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Who is waiting for a call to finish.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) enum Owner {
+    None,
+    Containment {
+        nc: NcId,
+        step: Step,
+    },
+    MasterData {
+        consumer: System,
+        kind: MasterDataKind,
+        key: RecordKey,
+        version: u64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+enum StepState {
+    #[default]
+    Idle,
+    Pending,
+    Done,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Containment {
+    nc: Option<(Nonconformance, EventRef, LatencyClass)>,
+    hold: Option<Hold>,
+    station: Option<StationId>,
+    steps: [StepState; 7],
+    completion: Option<EventRef>,
+    disposition: Option<(Disposition, EventRef, LatencyClass)>,
+    waiting_slot: Option<u64>,
+    parked: Vec<(ProductionConfirmation, EventRef)>,
+}
+
+impl Containment {
+    fn done(&self, s: Step) -> bool {
+        self.steps[s.index()] == StepState::Done
+    }
+    /// The hold is (about to be) in force: confirmations of its serials must wait.
+    fn hold_active(&self) -> bool {
+        self.hold.is_some() && !self.done(Step::Release)
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct MasterDataSync {
+    applied: u64,
+    in_flight: Option<u64>,
+    pending: Option<(MasterDataRecord, EventRef)>,
+}
+
+/// The state of every workflow.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(super) struct Workflows {
+    containments: FxHashMap<NcId, Containment>,
+    /// Work orders the core created for an NC.
+    work_order_nc: FxHashMap<WorkOrderId, NcId>,
+    /// Work orders whose completion was already applied (a re-sent completion with a new event id
+    /// must not post costs twice).
+    completed: FxHashMap<WorkOrderId, Instant>,
+    /// Open breakdown work order per station (W4 coalesces alarms while one is open).
+    breakdowns_open: FxHashMap<StationId, WorkOrderId>,
+    breakdown_seq: u64,
+    master_data: FxHashMap<(System, MasterDataKind, RecordKey), MasterDataSync>,
+    /// NCs waiting for the registry to know their station or line's order.
+    waiting: BTreeMap<u64, NcId>,
+    next_slot: u64,
+}
+
+impl Workflows {
+    pub(super) fn apply_event(
+        &mut self,
+        reg: &mut Registry,
+        cfg: &Config,
+        now: Instant,
+        e: Event,
+        fx: &mut Effects,
+        stats: &mut super::Stats,
+    ) {
+        let origin = e.event_ref();
+        let class = e.class;
+        match e.data {
+            EventData::OrderReleased(o) => {
+                let key = format!("w6/dispatch/{}", o.id);
+                reg.add_order(o.clone(), cfg.orders_per_line_max);
+                fx.call(
+                    System::Mes,
+                    class,
+                    key,
+                    Request::DispatchOrder(o),
+                    &origin,
+                    vec![origin.clone()],
+                    Owner::None,
+                );
+                self.retry_waiting(reg, cfg, now, fx);
+            }
+            EventData::NonconformanceCreated(nc) => {
+                if !nc.asset_related {
+                    return;
+                }
+                let c = self.containments.entry(nc.id.clone()).or_default();
+                if c.nc.is_some() {
+                    return; // the same NC re-sent under another event id
+                }
+                let id = nc.id.clone();
+                c.nc = Some((nc, origin, class));
+                self.try_contain(&id, reg, cfg, now, fx);
+            }
+            EventData::DispositionApproved(d) => {
+                let id = d.nc.clone();
+                let c = self.containments.entry(id.clone()).or_default();
+                if c.disposition.is_none() {
+                    c.disposition = Some((d, origin, class));
+                    self.try_release(&id, fx);
+                }
+            }
+            EventData::WorkOrderCompleted(w) => self.complete_work_order(w, origin, class, now, fx),
+            EventData::AlarmRaised(a) => {
+                if a.severity < AlarmSeverity::Fault {
+                    stats.alarms_filtered += 1;
+                } else {
+                    self.breakdown(&a.station, &a.code, reg, origin, fx);
+                }
+            }
+            EventData::MachineStateChanged(m) => {
+                if m.state == StationState::Down {
+                    let code = m.code.unwrap_or_else(|| "machine down".into());
+                    self.breakdown(&m.station, &code, reg, origin, fx);
+                }
+            }
+            EventData::ProductionConfirmed(c) => self.confirm(c, origin, class, cfg, fx, stats),
+            EventData::MasterDataPublished(r) => {
+                if let MasterDataPayload::Asset(p) = &r.payload
+                    && reg.apply_placement(r.version, p.clone())
+                {
+                    self.retry_waiting(reg, cfg, now, fx);
+                }
+                for &consumer in r.kind().consumers() {
+                    self.sync_master_data(consumer, r.clone(), &origin, class, fx, stats);
+                }
+            }
+            EventData::WorkOrderCreated(_) | EventData::DowntimeClassified(_) => {}
+        }
+    }
+
+    fn try_contain(
+        &mut self,
+        id: &NcId,
+        reg: &Registry,
+        cfg: &Config,
+        now: Instant,
+        fx: &mut Effects,
+    ) {
+        let c = self.containments.get_mut(id).expect("containment exists");
+        let Some((nc, origin, class)) = c.nc.clone() else {
+            return;
+        };
+        if c.hold.is_some() {
+            return;
+        }
+        let placed = reg.placement(&nc.station).and_then(|p| {
+            reg.hold_range(&p.line, nc.serials)
+                .map(|(o, r)| (p.clone(), o, r))
+        });
+        let Some((placement, order, serials)) = placed else {
+            if c.waiting_slot.is_none() {
+                let slot = self.next_slot;
+                self.next_slot += 1;
+                c.waiting_slot = Some(slot);
+                self.waiting.insert(slot, id.clone());
+                fx.enrichment_timers.push((now + cfg.enrichment_wait, slot));
+            }
+            return;
+        };
+        if let Some(slot) = c.waiting_slot.take() {
+            self.waiting.remove(&slot);
+        }
+        let hold = Hold {
+            id: HoldId::new(format!("H-{id}"))
+                .unwrap_or_else(|_| HoldId::new("H-invalid").expect("valid")),
+            order: order.id.clone(),
+            material: order.material.clone(),
+            serials,
+            nc: id.clone(),
+        };
+        let wo = WorkOrderId::new(format!("WO-{id}"))
+            .unwrap_or_else(|_| WorkOrderId::new("WO-invalid").expect("valid"));
+        self.work_order_nc.insert(wo.clone(), id.clone());
+        c.hold = Some(hold.clone());
+        c.station = Some(nc.station.clone());
+        let causes = vec![origin.clone()];
+        let own = |step| Owner::Containment {
+            nc: id.clone(),
+            step,
+        };
+        for s in [Step::Hold, Step::Interrupt, Step::WorkOrder, Step::Stop] {
+            c.steps[s.index()] = StepState::Pending;
+        }
+        fx.call(
+            System::Erp,
+            class,
+            format!("w1/{id}/hold"),
+            Request::PostHold(hold),
+            &origin,
+            causes.clone(),
+            own(Step::Hold),
+        );
+        fx.call(
+            System::Erp,
+            class,
+            format!("w1/{id}/order-status"),
+            Request::SetOrderStatus {
+                order: order.id.clone(),
+                status: OrderStatus::QualityInterruption,
+                reason: format!("NC {id}"),
+            },
+            &origin,
+            causes.clone(),
+            own(Step::Interrupt),
+        );
+        fx.call(
+            System::Cmms,
+            class,
+            format!("w1/{id}/work-order"),
+            Request::CreateWorkOrder(MaintenanceWorkOrder {
+                id: wo,
+                asset: placement.asset.clone(),
+                station: nc.station.clone(),
+                kind: WorkOrderKind::Emergency,
+                severity: nc.severity,
+                fault: format!(
+                    "NC {id}: {} {} failures at {} (serials {})",
+                    nc.failures, nc.characteristic, nc.station, nc.serials
+                ),
+                nc: Some(id.clone()),
+            }),
+            &origin,
+            causes.clone(),
+            own(Step::WorkOrder),
+        );
+        fx.call(
+            System::Mes,
+            class,
+            format!("w1/{id}/stop"),
+            Request::ControlStation(LineControl {
+                station: nc.station.clone(),
+                action: LineAction::Stop,
+                reason: format!("NC {id}"),
+            }),
+            &origin,
+            causes,
+            own(Step::Stop),
+        );
+    }
+
+    /// Tries again the NCs waiting for enrichment (their expiry timers are already set).
+    fn retry_waiting(&mut self, reg: &Registry, cfg: &Config, now: Instant, fx: &mut Effects) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let ids: Vec<NcId> = self.waiting.values().cloned().collect();
+        for id in ids {
+            self.try_contain(&id, reg, cfg, now, fx);
+        }
+    }
+
+    pub(super) fn enrichment_expired(&mut self, slot: u64, fx: &mut Effects) {
+        let Some(id) = self.waiting.remove(&slot) else {
+            return;
+        };
+        let Some(c) = self.containments.get_mut(&id) else {
+            return;
+        };
+        c.waiting_slot = None;
+        if let Some((nc, origin, class)) = &c.nc {
+            fx.unprocessable.push((
+                origin.clone(),
+                vec![origin.clone()],
+                *class,
+                format!(
+                    "NC {id}: station {} has no known asset placement or production order",
+                    nc.station
+                ),
+            ));
+        }
+    }
+
+    fn try_release(&mut self, id: &NcId, fx: &mut Effects) {
+        let Some(c) = self.containments.get_mut(id) else {
+            return;
+        };
+        let ready = c.nc.is_some()
+            && c.disposition.is_some()
+            && c.completion.is_some()
+            && [Step::Hold, Step::Interrupt, Step::WorkOrder, Step::Stop]
+                .iter()
+                .all(|s| c.done(*s))
+            && c.steps[Step::Release.index()] == StepState::Idle;
+        if !ready {
+            return;
+        }
+        let (
+            Some((_, nc_origin, _)),
+            Some((d, d_origin, class)),
+            Some(hold),
+            Some(station),
+            Some(completion),
+        ) = (&c.nc, &c.disposition, &c.hold, &c.station, &c.completion)
+        else {
+            return;
+        };
+        let causes = vec![nc_origin.clone(), completion.clone(), d_origin.clone()];
+        for s in [Step::Release, Step::ResumeOrder, Step::ResumeStation] {
+            c.steps[s.index()] = StepState::Pending;
+        }
+        let own = |step| Owner::Containment {
+            nc: id.clone(),
+            step,
+        };
+        fx.call(
+            System::Erp,
+            *class,
+            format!("w3/{id}/release"),
+            Request::ReleaseHold {
+                hold: hold.id.clone(),
+                decision: d.decision,
+            },
+            d_origin,
+            causes.clone(),
+            own(Step::Release),
+        );
+        fx.call(
+            System::Erp,
+            *class,
+            format!("w3/{id}/order-status"),
+            Request::SetOrderStatus {
+                order: hold.order.clone(),
+                status: OrderStatus::Resumed,
+                reason: format!("NC {id} dispositioned"),
+            },
+            d_origin,
+            causes.clone(),
+            own(Step::ResumeOrder),
+        );
+        fx.call(
+            System::Mes,
+            *class,
+            format!("w3/{id}/resume"),
+            Request::ControlStation(LineControl {
+                station: station.clone(),
+                action: LineAction::Resume,
+                reason: format!("NC {id} dispositioned"),
+            }),
+            d_origin,
+            causes,
+            own(Step::ResumeStation),
+        );
+    }
+
+    fn complete_work_order(
+        &mut self,
+        w: WorkOrderCompletion,
+        origin: EventRef,
+        class: LatencyClass,
+        now: Instant,
+        fx: &mut Effects,
+    ) {
+        if self.completed.contains_key(&w.work_order) {
+            return;
+        }
+        self.completed.insert(w.work_order.clone(), now);
+        if self.breakdowns_open.get(&w.station) == Some(&w.work_order) {
+            self.breakdowns_open.remove(&w.station);
+        }
+        let nc =
+            w.nc.clone()
+                .or_else(|| self.work_order_nc.get(&w.work_order).cloned());
+        let wo = &w.work_order;
+        let causes = vec![origin.clone()];
+        if let Some(nc) = &nc {
+            fx.call(
+                System::Qms,
+                class,
+                format!("w2/{wo}/maintenance"),
+                Request::RecordMaintenance {
+                    nc: nc.clone(),
+                    work_order: wo.clone(),
+                    root_cause: w.root_cause.clone(),
+                },
+                &origin,
+                causes.clone(),
+                Owner::None,
+            );
+        }
+        for (i, p) in w.parts.iter().enumerate() {
+            let Ok(material) = MaterialId::new(p.part.as_str()) else {
+                continue;
+            };
+            fx.call(
+                System::Erp,
+                class,
+                format!("w2/{wo}/goods-issue/{i}"),
+                Request::PostGoodsMovement(GoodsMovement {
+                    kind: MovementKind::GoodsIssue,
+                    material,
+                    quantity: p.quantity,
+                    order: None,
+                    work_order: Some(wo.clone()),
+                    serials: None,
+                }),
+                &origin,
+                causes.clone(),
+                Owner::None,
+            );
+        }
+        for (kind, amount) in [
+            (CostKind::Parts, w.parts_cost()),
+            (CostKind::Labour, w.labour_cost()),
+        ] {
+            if amount == crate::Money::ZERO {
+                continue;
+            }
+            let name = match kind {
+                CostKind::Parts => "parts",
+                CostKind::Labour => "labour",
+            };
+            fx.call(
+                System::Erp,
+                class,
+                format!("w2/{wo}/cost/{name}"),
+                Request::PostCost(CostPosting {
+                    work_order: wo.clone(),
+                    kind,
+                    amount,
+                }),
+                &origin,
+                causes.clone(),
+                Owner::None,
+            );
+        }
+        if let Some(nc) = nc {
+            let c = self.containments.entry(nc.clone()).or_default();
+            c.completion = Some(origin);
+            self.try_release(&nc, fx);
+        }
+    }
+
+    fn breakdown(
+        &mut self,
+        station: &StationId,
+        code: &str,
+        reg: &Registry,
+        origin: EventRef,
+        fx: &mut Effects,
+    ) {
+        if self.breakdowns_open.contains_key(station) {
+            return;
+        }
+        let Some(p) = reg.placement(station) else {
+            fx.unprocessable.push((
+                origin.clone(),
+                vec![origin],
+                LatencyClass::Critical,
+                format!("station {station} has no known asset placement"),
+            ));
+            return;
+        };
+        self.breakdown_seq += 1;
+        let n = self.breakdown_seq;
+        let Ok(wo) = WorkOrderId::new(format!("WO-BD-{n}")) else {
+            return;
+        };
+        self.breakdowns_open.insert(station.clone(), wo.clone());
+        fx.call(
+            System::Cmms,
+            LatencyClass::Critical,
+            format!("w4/{station}/{n}"),
+            Request::CreateWorkOrder(MaintenanceWorkOrder {
+                id: wo,
+                asset: p.asset.clone(),
+                station: station.clone(),
+                kind: WorkOrderKind::Breakdown,
+                severity: Severity::Major,
+                fault: code.chars().take(200).collect(),
+                nc: None,
+            }),
+            &origin,
+            vec![origin.clone()],
+            Owner::None,
+        );
+    }
+
+    fn confirm(
+        &mut self,
+        c: ProductionConfirmation,
+        origin: EventRef,
+        class: LatencyClass,
+        cfg: &Config,
+        fx: &mut Effects,
+        stats: &mut super::Stats,
+    ) {
+        let held = self.containments.iter_mut().find(|(_, k)| {
+            k.hold_active()
+                && k.hold
+                    .as_ref()
+                    .is_some_and(|h| h.serials.overlaps(&c.serials))
+        });
+        if let Some((_, k)) = held {
+            if k.parked.len() >= cfg.parked_per_hold_max {
+                fx.unprocessable.push((
+                    origin.clone(),
+                    vec![origin],
+                    class,
+                    format!(
+                        "more than {} confirmations parked behind one hold",
+                        cfg.parked_per_hold_max
+                    ),
+                ));
+            } else {
+                stats.confirmations_parked += 1;
+                k.parked.push((c, origin));
+            }
+            return;
+        }
+        let key = format!("w6/{}/{}/{}", c.order, c.station, c.serials);
+        fx.call(
+            System::Erp,
+            class,
+            key,
+            Request::ConfirmProduction(c),
+            &origin,
+            vec![origin.clone()],
+            Owner::None,
+        );
+    }
+
+    fn sync_master_data(
+        &mut self,
+        consumer: System,
+        r: MasterDataRecord,
+        origin: &EventRef,
+        class: LatencyClass,
+        fx: &mut Effects,
+        stats: &mut super::Stats,
+    ) {
+        let s = self
+            .master_data
+            .entry((consumer, r.kind(), r.key.clone()))
+            .or_default();
+        let newest = s
+            .applied
+            .max(s.in_flight.unwrap_or(0))
+            .max(s.pending.as_ref().map_or(0, |(p, _)| p.version));
+        if r.version <= newest {
+            stats.master_data_superseded += 1;
+            return;
+        }
+        if s.in_flight.is_some() {
+            if s.pending.is_some() {
+                stats.master_data_superseded += 1;
+            }
+            s.pending = Some((r, origin.clone()));
+            return;
+        }
+        s.in_flight = Some(r.version);
+        Self::send_master_data(consumer, r, origin, class, fx);
+    }
+
+    fn send_master_data(
+        consumer: System,
+        r: MasterDataRecord,
+        origin: &EventRef,
+        class: LatencyClass,
+        fx: &mut Effects,
+    ) {
+        let owner = Owner::MasterData {
+            consumer,
+            kind: r.kind(),
+            key: r.key.clone(),
+            version: r.version,
+        };
+        let key = format!(
+            "w5/{consumer}/{}/{}/v{}",
+            r.kind().as_str(),
+            r.key,
+            r.version
+        );
+        fx.call(
+            consumer,
+            class,
+            key,
+            Request::ApplyMasterData(r),
+            origin,
+            vec![origin.clone()],
+            owner,
+        );
+    }
+
+    pub(super) fn call_done(
+        &mut self,
+        owner: &Owner,
+        _receipt: &str,
+        _now: Instant,
+        _reg: &mut Registry,
+        _cfg: &Config,
+        fx: &mut Effects,
+    ) {
+        match owner {
+            Owner::None => {}
+            Owner::Containment { nc, step } => {
+                let Some(c) = self.containments.get_mut(nc) else {
+                    return;
+                };
+                c.steps[step.index()] = StepState::Done;
+                if *step == Step::Release {
+                    let decision = c.disposition.as_ref().map(|(d, _, _)| d.decision);
+                    for (mut conf, origin) in std::mem::take(&mut c.parked) {
+                        if decision == Some(DispositionDecision::Scrap) {
+                            conf.scrap += conf.good;
+                            conf.good = 0;
+                        }
+                        let key = format!("w6/{}/{}/{}", conf.order, conf.station, conf.serials);
+                        fx.call(
+                            System::Erp,
+                            LatencyClass::Transactional,
+                            key,
+                            Request::ConfirmProduction(conf),
+                            &origin,
+                            vec![origin.clone()],
+                            Owner::None,
+                        );
+                    }
+                } else {
+                    self.try_release(nc, fx);
+                }
+            }
+            Owner::MasterData {
+                consumer,
+                kind,
+                key,
+                version,
+            } => {
+                let Some(s) = self.master_data.get_mut(&(*consumer, *kind, key.clone())) else {
+                    return;
+                };
+                s.applied = s.applied.max(*version);
+                s.in_flight = None;
+                if let Some((r, origin)) = s.pending.take() {
+                    s.in_flight = Some(r.version);
+                    Self::send_master_data(*consumer, r, &origin, LatencyClass::Bulk, fx);
+                }
+            }
+        }
+    }
+}
