@@ -7,8 +7,9 @@
 //! machine sees it.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -21,7 +22,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// (`serials.first`), when one is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Problem {
-    /// A URI naming the problem kind (`urn:plantloop:problem:conflict`).
+    /// A URI naming the problem kind (`https://plantloop.dev/problems/conflict`).
     #[serde(rename = "type")]
     pub type_uri: String,
     /// A short summary of the problem kind; the same for every occurrence.
@@ -39,7 +40,7 @@ impl Problem {
     /// A problem of kind `slug` (the last part of its type URI).
     pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Problem {
         Problem {
-            type_uri: format!("urn:plantloop:problem:{slug}"),
+            type_uri: format!("https://plantloop.dev/problems/{slug}"),
             title: title.to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
@@ -132,32 +133,42 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
-        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-            let ct = ct.to_str().unwrap_or("");
-            let essence = ct
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            if !(essence == "application/json" || essence.ends_with("+json")) {
-                return Err(Problem::unsupported_media_type(ct));
-            }
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::too_large(crate::BODY_BYTES_MAX)
-            } else {
-                Problem::new(
-                    rejection.status(),
-                    "unreadable-body",
-                    "Unreadable body",
-                    rejection.body_text(),
-                )
-            }
-        })?;
+        let headers = req.headers().clone();
+        let bytes = read_body(&headers, Bytes::from_request(req, state).await)?;
         parse_body(&bytes).map(ApiJson)
     }
+}
+
+/// Checks a request body before parsing: 415 for a declared non-JSON content type, 413 over the
+/// body limit. A missing content type is taken as JSON.
+pub fn read_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, Problem> {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or("");
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if !(essence == "application/json" || essence.ends_with("+json")) {
+            return Err(Problem::unsupported_media_type(ct));
+        }
+    }
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::too_large(crate::BODY_BYTES_MAX)
+        } else {
+            Problem::new(
+                rejection.status(),
+                "unreadable-body",
+                "Unreadable body",
+                rejection.body_text(),
+            )
+        }
+    })
 }
 
 /// Parses a JSON body as `T`: 400 for malformed JSON, 422 naming the field for a schema violation.

@@ -258,11 +258,9 @@ pub struct LookupQuery {
 /// A successful posting (2xx).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PostingReceipt {
-    /// The target's document number.
+    /// The target's document number (`ERP-0000042`). A repeated Idempotency-Key gets the first
+    /// posting's receipt again.
     pub receipt: String,
-    /// True when this answers a repeated Idempotency-Key: nothing was posted this time.
-    #[serde(default)]
-    pub replayed: bool,
 }
 
 /// The answer of `GET /postings?reference=…`.
@@ -284,6 +282,40 @@ fn encode_component(s: &str) -> String {
         }
     }
     out
+}
+
+/// The first value of `name` in a query string, percent- and `+`-decoded.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k)? == name)
+            .then(|| percent_decode(v))
+            .flatten()
+    })
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn with_id(template: &str, id: &str) -> String {
@@ -669,33 +701,17 @@ mod tests {
             let mut id = None;
             if t.iter().zip(&segs).all(|(t, s)| {
                 if *t == "{id}" {
-                    id = Some(decode(s));
+                    id = percent_decode(s);
                     true
                 } else {
                     t == s
                 }
             }) {
-                let reference = query.and_then(|q| q.strip_prefix("reference=")).map(decode);
+                let reference = query.and_then(|q| query_param(q, "reference"));
                 return (spec.capability, id, reference);
             }
         }
         panic!("no route for {path}");
-    }
-
-    fn decode(s: &str) -> String {
-        let b = s.as_bytes();
-        let mut out = vec![];
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'%' {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-                i += 3;
-            } else {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-        String::from_utf8(out).unwrap()
     }
 
     #[test]
@@ -749,7 +765,7 @@ mod tests {
             Outcome::Found { receipt: None }
         );
         assert_eq!(ok(503, "", post), Outcome::Unavailable { status: 503 });
-        let conflict = r#"{"type":"urn:plantloop:problem:conflict","title":"t","status":409,"detail":"not held"}"#;
+        let conflict = r#"{"type":"https://plantloop.dev/problems/conflict","title":"t","status":409,"detail":"not held"}"#;
         assert_eq!(
             ok(409, conflict, post),
             Outcome::Conflict {

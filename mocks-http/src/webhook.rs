@@ -14,6 +14,9 @@
 use axum::http::HeaderMap;
 use hmac::{Hmac, KeyInit, Mac};
 use plantloop_core::event::Event;
+use plantloop_mocks::fault::{EventDecision, FaultInjector};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use sha2::Sha256;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -182,24 +185,40 @@ pub type EventSource = Arc<dyn Fn() -> Option<Event> + Send + Sync>;
 
 /// Drains one outbox into the subscribers' queues and delivers them; stops when shutdown is signalled.
 pub struct Dispatcher {
-    notify: Arc<Notify>,
     stats: Arc<WebhookStats>,
 }
 
+/// Duplicates and reordering of outbound events (the profile's `duplicate-delivery` and `reorder`
+/// rules), decided by the mocks' [`FaultInjector`] with time measured from the dispatcher's start.
+struct EventFaults {
+    injector: FaultInjector,
+    rng: ChaCha8Rng,
+    origin: std::time::Instant,
+}
+
+impl EventFaults {
+    fn decide(&mut self) -> EventDecision {
+        let elapsed = u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.injector
+            .decide_event(plantloop_core::Instant::from_micros(elapsed), &mut self.rng)
+    }
+}
+
+type Permits = Vec<mpsc::OwnedPermit<Arc<Vec<u8>>>>;
+
 impl Dispatcher {
     /// Starts the drain task and one delivery task per subscriber on the current tokio runtime.
-    /// With no subscribers nothing is drained: events stay in the outbox.
+    /// The drain task takes events from `source` whenever `wake` is notified (and every
+    /// `poll_interval`); `faults` may duplicate and delay (reorder) them.
     pub fn spawn(
         source: EventSource,
+        wake: Arc<Notify>,
         config: WebhookConfig,
+        faults: Option<&crate::fault::FaultConfig>,
         client: reqwest::Client,
         shutdown: watch::Receiver<bool>,
     ) -> Dispatcher {
-        let notify = Arc::new(Notify::new());
         let stats = Arc::new(WebhookStats::default());
-        if config.subscribers.is_empty() {
-            return Dispatcher { notify, stats };
-        }
         let config = Arc::new(config);
         let mut queues = vec![];
         for sub in config.subscribers.clone() {
@@ -214,33 +233,67 @@ impl Dispatcher {
                 shutdown.clone(),
             ));
         }
+        let faults = faults.map(|f| EventFaults {
+            injector: FaultInjector::new(f.profile.clone()),
+            rng: ChaCha8Rng::seed_from_u64(f.seed ^ 0x5eed_e7e7),
+            origin: std::time::Instant::now(),
+        });
         tokio::spawn(drain_loop(
             source,
             queues,
+            faults,
             config,
-            notify.clone(),
+            wake,
             stats.clone(),
             shutdown,
         ));
-        Dispatcher { notify, stats }
-    }
-
-    /// Tells the dispatcher the outbox may have grown (call after every state change).
-    pub fn notify(&self) {
-        self.notify.notify_one();
+        Dispatcher { stats }
     }
 
     /// The dispatcher's counters.
-    pub fn stats(&self) -> &WebhookStats {
+    pub fn stats(&self) -> &Arc<WebhookStats> {
         &self.stats
+    }
+}
+
+/// Reserves a slot in every queue (waiting while one is full), or `None` on shutdown.
+async fn reserve(
+    queues: &[mpsc::Sender<Arc<Vec<u8>>>],
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Permits> {
+    let mut permits = Vec::with_capacity(queues.len());
+    for q in queues {
+        tokio::select! {
+            p = q.clone().reserve_owned() => permits.push(p.ok()?),
+            _ = shutdown.wait_for(|stop| *stop) => return None,
+        }
+    }
+    Some(permits)
+}
+
+/// Sends `body` into the reserved slots, now or after `delay` (the slots stay reserved meanwhile,
+/// so a delayed event still counts against the queue bound).
+fn send_after(permits: Permits, body: Arc<Vec<u8>>, delay: plantloop_core::Duration) {
+    if delay.is_zero() {
+        for p in permits {
+            p.send(body.clone());
+        }
+    } else {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_micros(delay.as_micros())).await;
+            for p in permits {
+                p.send(body.clone());
+            }
+        });
     }
 }
 
 async fn drain_loop(
     source: EventSource,
     queues: Vec<mpsc::Sender<Arc<Vec<u8>>>>,
+    mut faults: Option<EventFaults>,
     config: Arc<WebhookConfig>,
-    notify: Arc<Notify>,
+    wake: Arc<Notify>,
     stats: Arc<WebhookStats>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -248,27 +301,29 @@ async fn drain_loop(
         // Take an event only when every queue has room, so that a slow receiver leaves events in the
         // outbox instead of growing a queue.
         loop {
-            let mut permits = Vec::with_capacity(queues.len());
-            for q in &queues {
-                tokio::select! {
-                    p = q.reserve() => match p {
-                        Ok(p) => permits.push(p),
-                        Err(_) => return,
-                    },
-                    _ = shutdown.changed() => return,
-                }
-            }
+            let Some(permits) = reserve(&queues, &mut shutdown).await else {
+                return;
+            };
             let Some(event) = source() else { break };
             stats.drained.fetch_add(1, Ordering::Relaxed);
             let body = Arc::new(event.to_json_bytes());
-            for p in permits {
-                p.send(body.clone());
+            let decision = faults.as_mut().map(EventFaults::decide);
+            send_after(
+                permits,
+                body.clone(),
+                decision.map_or(plantloop_core::Duration::ZERO, |d| d.delay),
+            );
+            if let Some(again) = decision.and_then(|d| d.duplicate) {
+                let Some(permits) = reserve(&queues, &mut shutdown).await else {
+                    return;
+                };
+                send_after(permits, body, again);
             }
         }
         tokio::select! {
-            _ = notify.notified() => {}
+            _ = wake.notified() => {}
             _ = tokio::time::sleep(config.poll_interval) => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.wait_for(|stop| *stop) => return,
         }
     }
 }
@@ -284,19 +339,23 @@ async fn deliver_loop(
     loop {
         let body = tokio::select! {
             b = rx.recv() => match b { Some(b) => b, None => return },
-            _ = shutdown.changed() => return,
+            _ = shutdown.wait_for(|stop| *stop) => return,
         };
         let mut attempt: u32 = 1;
         loop {
             stats.attempts.fetch_add(1, Ordering::Relaxed);
-            if deliver_once(&client, &sub, &body, attempt, config.request_timeout).await {
+            let acknowledged = tokio::select! {
+                ok = deliver_once(&client, &sub, &body, attempt, config.request_timeout) => ok,
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            };
+            if acknowledged {
                 stats.delivered.fetch_add(1, Ordering::Relaxed);
                 break;
             }
             tracing::debug!(url = %sub.url, attempt, "webhook delivery failed; retrying");
             tokio::select! {
                 _ = tokio::time::sleep(config.backoff(attempt)) => {}
-                _ = shutdown.changed() => return,
+                _ = shutdown.wait_for(|stop| *stop) => return,
             }
             attempt = attempt.saturating_add(1);
         }
