@@ -71,13 +71,17 @@ impl Registry {
     }
 
     /// The serials a containment must hold: from the first suspect serial to the end of the order
-    /// that is running (units made before the stop lands are suspect too).
+    /// that built it (units made before the stop lands are suspect too). That order is the one whose
+    /// serials contain the first suspect serial, or else the line's active order.
     pub fn hold_range(
         &self,
         line: &LineId,
         suspect: SerialRange,
     ) -> Option<(ProductionOrder, SerialRange)> {
-        let order = self.active_order(line)?.clone();
+        let order = self
+            .order_of(line, suspect.first())
+            .or_else(|| self.active_order(line))?
+            .clone();
         let last = order.serials.last().max(suspect.last());
         let range = SerialRange::new(suspect.first(), last).ok()?;
         Some((order, range))

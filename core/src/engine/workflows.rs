@@ -38,6 +38,17 @@ impl Step {
     }
 }
 
+/// The id of an object the core creates for a correlation: `<prefix><id>`, or, when that would be
+/// longer than [`ID_LEN_MAX`], `<prefix>` and a hash of `id`, so that distinct correlations never
+/// share a hold or a work order.
+fn derived_id(prefix: &str, id: &str) -> String {
+    if prefix.len() + id.len() <= ID_LEN_MAX {
+        format!("{prefix}{id}")
+    } else {
+        format!("{prefix}{}", &blake3::hash(id.as_bytes()).to_hex()[..32])
+    }
+}
+
 /// Who is waiting for a call to finish.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum Owner {
@@ -218,15 +229,13 @@ impl Workflows {
             self.waiting.remove(&slot);
         }
         let hold = Hold {
-            id: HoldId::new(format!("H-{id}"))
-                .unwrap_or_else(|_| HoldId::new("H-invalid").expect("valid")),
+            id: HoldId::new(derived_id("H-", id.as_str())).expect("derived ids are valid"),
             order: order.id.clone(),
             material: order.material.clone(),
             serials,
             nc: id.clone(),
         };
-        let wo = WorkOrderId::new(format!("WO-{id}"))
-            .unwrap_or_else(|_| WorkOrderId::new("WO-invalid").expect("valid"));
+        let wo = WorkOrderId::new(derived_id("WO-", id.as_str())).expect("derived ids are valid");
         self.work_order_nc.insert(wo.clone(), id.clone());
         c.hold = Some(hold.clone());
         c.station = Some(nc.station.clone());
@@ -541,13 +550,7 @@ impl Workflows {
         fx: &mut Effects,
         stats: &mut super::Stats,
     ) {
-        let held = self.containments.iter_mut().find(|(_, k)| {
-            k.hold_active()
-                && k.hold
-                    .as_ref()
-                    .is_some_and(|h| h.serials.overlaps(&c.serials))
-        });
-        if let Some((_, k)) = held {
+        if let Some(k) = self.holding(&c.serials) {
             if k.parked.len() >= cfg.parked_per_hold_max {
                 fx.unprocessable.push((
                     origin.clone(),
@@ -574,6 +577,18 @@ impl Workflows {
             vec![origin.clone()],
             Owner::None,
         );
+    }
+
+    /// The containment whose hold is in force over any of `serials`; the one with the smallest NC
+    /// id when several are, so that the choice does not depend on hash-map order.
+    fn holding(&mut self, serials: &SerialRange) -> Option<&mut Containment> {
+        self.containments
+            .iter_mut()
+            .filter(|(_, k)| {
+                k.hold_active() && k.hold.as_ref().is_some_and(|h| h.serials.overlaps(serials))
+            })
+            .min_by(|a, b| a.0.cmp(b.0))
+            .map(|(_, k)| k)
     }
 
     fn sync_master_data(
@@ -660,6 +675,11 @@ impl Workflows {
                         if decision == Some(DispositionDecision::Scrap) {
                             conf.scrap += conf.good;
                             conf.good = 0;
+                        }
+                        // Another hold may still be in force over some of these serials.
+                        if let Some(other) = self.holding(&conf.serials) {
+                            other.parked.push((conf, origin));
+                            continue;
                         }
                         let key = format!("w6/{}/{}/{}", conf.order, conf.station, conf.serials);
                         fx.call(
