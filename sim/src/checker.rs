@@ -1,0 +1,724 @@
+//! The invariant checker (spec/report.md). It judges a finished run from ground truth only: the
+//! mock systems' ledgers, the plant's physical record and what each source system emitted. It never
+//! asks the engine what it believes it did; the one thing it reads from the core is its dead-letter
+//! queue and audit log, which are outputs an operator sees.
+
+use crate::report::{ClassLatency, InvariantResult, Latencies};
+use crate::scenario::{InvariantId, Scenario};
+use crate::world::World;
+use plantloop_core::Money;
+use plantloop_core::audit::{AuditAction, verify_chain};
+use plantloop_core::call::IdempotencyKey;
+use plantloop_core::model::*;
+use plantloop_core::time::{Duration, Instant};
+use plantloop_mocks::{Ledger, LedgerEntry, Origin, Posting};
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde_json::{Value, json};
+
+/// At most this many violations are kept per invariant; the total is still counted.
+pub const VIOLATIONS_KEPT_MAX: usize = 20;
+
+fn secs(t: Instant) -> f64 {
+    (t.as_millis() as f64) / 1000.0
+}
+
+/// Collects one invariant's verdict.
+struct Verdict {
+    id: InvariantId,
+    checked: u64,
+    violations: Vec<Value>,
+    total: u64,
+}
+
+impl Verdict {
+    fn new(id: InvariantId) -> Self {
+        Verdict {
+            id,
+            checked: 0,
+            violations: Vec::new(),
+            total: 0,
+        }
+    }
+    fn check(&mut self) {
+        self.checked += 1;
+    }
+    fn violate(&mut self, v: Value) {
+        self.total += 1;
+        if self.violations.len() < VIOLATIONS_KEPT_MAX {
+            self.violations.push(v);
+        }
+    }
+    fn done(self) -> InvariantResult {
+        InvariantResult {
+            id: self.id.as_str().to_owned(),
+            passed: self.total == 0,
+            checked: self.checked,
+            violations: self.violations,
+            violations_total: self.total,
+        }
+    }
+}
+
+/// Every ledger of the run with a name for reports (`erp`, `qms`, `cmms`, `mes:P1`, …).
+fn ledgers(w: &World) -> Vec<(String, &Ledger)> {
+    let mut v = vec![
+        ("erp".to_owned(), w.erp.ledger()),
+        ("qms".to_owned(), w.qms.ledger()),
+        ("cmms".to_owned(), w.cmms.ledger()),
+    ];
+    for (i, m) in w.mes.iter().enumerate() {
+        v.push((format!("mes:{}", w.plant.plants[i].id), m.ledger()));
+    }
+    v
+}
+
+fn integration(l: &Ledger) -> impl Iterator<Item = &LedgerEntry> {
+    l.entries()
+        .iter()
+        .filter(|e| e.origin == Origin::Integration)
+}
+
+/// The business identity of a posting: two postings with the same identity are one posting made
+/// twice.
+fn identity(p: &Posting) -> Option<String> {
+    Some(match p {
+        Posting::HoldPosted(h) => format!("hold for nc {}", h.nc),
+        Posting::HoldReleased { hold, .. } => format!("release of {hold}"),
+        Posting::OrderStatusSet {
+            order, to, reason, ..
+        } => format!("status {to:?} of {order} ({reason})"),
+        Posting::GoodsMoved(g) => format!(
+            "{:?} {} of {} for {}",
+            g.kind,
+            g.quantity,
+            g.material,
+            g.work_order
+                .as_ref()
+                .map(|w| w.to_string())
+                .or(g.order.as_ref().map(|o| o.to_string()))
+                .unwrap_or_default()
+        ),
+        Posting::CostPosted(c) => format!("{:?} cost of {}", c.kind, c.work_order),
+        Posting::ProductionConfirmed(c) => {
+            format!("confirmation of {} {} {}", c.order, c.station, c.serials)
+        }
+        Posting::WorkOrderCreated(w) => match &w.nc {
+            Some(nc) => format!("work order for nc {nc}"),
+            None => format!("work order {}", w.id),
+        },
+        Posting::StationStopped { station, reason } => format!("stop of {station} ({reason})"),
+        Posting::StationResumed { station, reason } => format!("resume of {station} ({reason})"),
+        Posting::OrderDispatched { order, .. } => format!("dispatch of {order}"),
+        Posting::MaintenanceRecorded { nc, work_order, .. } => {
+            format!("maintenance {work_order} on {nc}")
+        }
+        Posting::MasterDataApplied { kind, key, version } => {
+            format!("{} {key} v{version}", kind.as_str())
+        }
+        _ => return None,
+    })
+}
+
+/// Judges every invariant the scenario selects.
+pub fn check(w: &World, latency: &Latencies) -> Vec<InvariantResult> {
+    let sel = &w.scenario.expect.invariants;
+    let mut out = Vec::new();
+    type Check = fn(&World, &Latencies) -> Verdict;
+    let all: [(InvariantId, Check); 10] = [
+        (InvariantId::NoDuplicatePostings, |w, _| {
+            no_duplicate_postings(w)
+        }),
+        (InvariantId::HoldBeforeRelease, |w, _| {
+            hold_before_release(w)
+        }),
+        (InvariantId::Containment, |w, _| containment(w)),
+        (InvariantId::NoProductionWhileStopped, |w, _| {
+            no_production_while_stopped(w)
+        }),
+        (InvariantId::CostCapture, |w, _| cost_capture(w)),
+        (InvariantId::NoLostEvents, |w, _| no_lost_events(w)),
+        (InvariantId::CausalOrder, |w, _| causal_order(w)),
+        (InvariantId::AuditChain, |w, _| audit_chain(w)),
+        (InvariantId::MasterDataMonotonic, |w, _| {
+            master_data_monotonic(w)
+        }),
+        (InvariantId::Slo, |w, l| slo(&w.scenario, l)),
+    ];
+    for (id, f) in all {
+        if sel.includes(id) {
+            out.push(f(w, latency).done());
+        }
+    }
+    out
+}
+
+fn no_duplicate_postings(w: &World) -> Verdict {
+    let mut v = Verdict::new(InvariantId::NoDuplicatePostings);
+    for (name, l) in ledgers(w) {
+        let mut seen: FxHashMap<String, Vec<Instant>> = FxHashMap::default();
+        for e in integration(l) {
+            if let Some(id) = identity(&e.posting) {
+                v.check();
+                seen.entry(id).or_default().push(e.at);
+            }
+        }
+        let mut dups: Vec<_> = seen.into_iter().filter(|(_, t)| t.len() > 1).collect();
+        dups.sort_by_key(|(_, t)| t[0]);
+        for (id, times) in dups {
+            v.violate(json!({
+                "system": name,
+                "posting": id,
+                "count": times.len(),
+                "at_s": times.iter().map(|t| secs(*t)).collect::<Vec<_>>(),
+            }));
+        }
+    }
+    v
+}
+
+/// NC id → when each related fact landed, from the ledgers.
+struct NcFacts {
+    disposition_at: FxHashMap<NcId, Instant>,
+    /// Work orders per NC with creation and completion times.
+    work_orders: FxHashMap<NcId, Vec<(WorkOrderId, Instant, Option<Instant>)>>,
+}
+
+fn nc_facts(w: &World) -> NcFacts {
+    let mut disposition_at = FxHashMap::default();
+    for e in w.qms.ledger().entries() {
+        if let Posting::DispositionApproved(d) = &e.posting {
+            disposition_at.entry(d.nc.clone()).or_insert(e.at);
+        }
+    }
+    let mut work_orders: FxHashMap<NcId, Vec<(WorkOrderId, Instant, Option<Instant>)>> =
+        FxHashMap::default();
+    let mut completed: FxHashMap<WorkOrderId, Instant> = FxHashMap::default();
+    for e in w.cmms.ledger().entries() {
+        if let Posting::WorkOrderCompleted(c) = &e.posting {
+            completed.entry(c.work_order.clone()).or_insert(e.at);
+        }
+    }
+    for e in w.cmms.ledger().entries() {
+        if let Posting::WorkOrderCreated(wo) = &e.posting
+            && let Some(nc) = &wo.nc
+        {
+            work_orders.entry(nc.clone()).or_default().push((
+                wo.id.clone(),
+                e.at,
+                completed.get(&wo.id).copied(),
+            ));
+        }
+    }
+    NcFacts {
+        disposition_at,
+        work_orders,
+    }
+}
+
+fn hold_before_release(w: &World) -> Verdict {
+    let mut v = Verdict::new(InvariantId::HoldBeforeRelease);
+    let facts = nc_facts(w);
+    let mut held: FxHashMap<HoldId, Instant> = FxHashMap::default();
+    for e in w.erp.ledger().entries() {
+        match &e.posting {
+            Posting::HoldPosted(h) => {
+                held.entry(h.id.clone()).or_insert(e.at);
+            }
+            Posting::HoldReleased { hold, nc, .. } => {
+                v.check();
+                let hold_at = held.get(hold).copied();
+                let disp_at = facts.disposition_at.get(nc).copied();
+                let open: Vec<String> = facts
+                    .work_orders
+                    .get(nc)
+                    .map(|wos| {
+                        wos.iter()
+                            .filter(|(_, created, done)| {
+                                *created <= e.at && done.is_none_or(|d| d > e.at)
+                            })
+                            .map(|(id, _, _)| id.to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let ok = hold_at.is_some_and(|h| h <= e.at)
+                    && disp_at.is_some_and(|d| d <= e.at)
+                    && open.is_empty();
+                if !ok {
+                    v.violate(json!({
+                        "hold": hold.as_str(),
+                        "nc": nc.as_str(),
+                        "release_at_s": secs(e.at),
+                        "hold_at_s": hold_at.map(secs),
+                        "disposition_at_s": disp_at.map(secs),
+                        "open_work_orders": open,
+                    }));
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+fn containment(w: &World) -> Verdict {
+    let mut v = Verdict::new(InvariantId::Containment);
+    let ncs: Vec<(&Nonconformance, Instant)> = w
+        .qms
+        .ledger()
+        .entries()
+        .iter()
+        .filter_map(|e| match &e.posting {
+            Posting::NcCreated(nc) if nc.asset_related => Some((nc, e.at)),
+            _ => None,
+        })
+        .collect();
+    let holds: Vec<&Hold> = integration(w.erp.ledger())
+        .filter_map(|e| match &e.posting {
+            Posting::HoldPosted(h) => Some(h),
+            _ => None,
+        })
+        .collect();
+    let wos: Vec<&MaintenanceWorkOrder> = integration(w.cmms.ledger())
+        .filter_map(|e| match &e.posting {
+            Posting::WorkOrderCreated(wo) => Some(wo),
+            _ => None,
+        })
+        .collect();
+    for (i, (nc, at)) in ncs.iter().enumerate() {
+        v.check();
+        let n_holds = holds.iter().filter(|h| h.nc == nc.id).count();
+        let covering = holds
+            .iter()
+            .filter(|h| h.nc == nc.id && h.serials.covers(&nc.serials))
+            .count();
+        let asset = w
+            .plant
+            .station_index(&nc.station)
+            .map(|s| w.plant.stations[s].asset.clone());
+        let n_wos = wos
+            .iter()
+            .filter(|wo| {
+                wo.nc.as_ref() == Some(&nc.id)
+                    && wo.kind == WorkOrderKind::Emergency
+                    && Some(&wo.asset) == asset.as_ref()
+            })
+            .count();
+        // Stops of the station from this NC until the next NC at the same station.
+        let until = ncs[i + 1..]
+            .iter()
+            .find(|(n, _)| n.station == nc.station)
+            .map_or(Instant::MAX, |(_, t)| *t);
+        let plant = w
+            .plant
+            .station_index(&nc.station)
+            .map(|s| w.plant.stations[s].plant);
+        let stops = plant.map_or(0, |p| {
+            integration(w.mes[p].ledger())
+                .filter(|e| e.at >= *at && e.at < until)
+                .filter(|e| matches!(&e.posting, Posting::StationStopped { station, .. } if *station == nc.station))
+                .count()
+        });
+        if n_holds != 1 || covering != 1 || n_wos != 1 || stops != 1 {
+            v.violate(json!({
+                "nc": nc.id.as_str(),
+                "station": nc.station.as_str(),
+                "nc_at_s": secs(*at),
+                "serials": nc.serials.to_string(),
+                "holds": n_holds,
+                "holds_covering_serials": covering,
+                "emergency_work_orders": n_wos,
+                "station_stops": stops,
+            }));
+        }
+    }
+    v
+}
+
+/// Per station, the intervals during which MES had it stopped, from MES's ledger.
+fn stop_intervals(w: &World) -> FxHashMap<StationId, Vec<(Instant, Instant)>> {
+    let mut out: FxHashMap<StationId, Vec<(Instant, Instant)>> = FxHashMap::default();
+    for m in &w.mes {
+        let mut open: FxHashMap<StationId, Instant> = FxHashMap::default();
+        for e in m.ledger().entries() {
+            match &e.posting {
+                Posting::StationStopped { station, .. } => {
+                    open.entry(station.clone()).or_insert(e.at);
+                }
+                Posting::StationResumed { station, .. } => {
+                    if let Some(from) = open.remove(station) {
+                        out.entry(station.clone()).or_default().push((from, e.at));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (s, from) in open {
+            out.entry(s).or_default().push((from, Instant::MAX));
+        }
+    }
+    out
+}
+
+fn no_production_while_stopped(w: &World) -> Verdict {
+    let mut v = Verdict::new(InvariantId::NoProductionWhileStopped);
+    let stops = stop_intervals(w);
+    for st in &w.plant.stations {
+        let Some(intervals) = stops.get(&st.id) else {
+            continue;
+        };
+        for &(from, to) in intervals {
+            v.check();
+            for sp in st.all_spans() {
+                if sp.last_at > from && sp.first_at < to {
+                    v.violate(json!({
+                        "station": st.id.as_str(),
+                        "stopped_at_s": secs(from),
+                        "resumed_at_s": if to == Instant::MAX { None } else { Some(secs(to)) },
+                        "produced_from_s": secs(sp.first_at),
+                        "produced_until_s": secs(sp.last_at),
+                        "units_in_span": sp.units,
+                    }));
+                    break;
+                }
+            }
+        }
+    }
+    v
+}
+
+fn cost_capture(w: &World) -> Verdict {
+    let mut v = Verdict::new(InvariantId::CostCapture);
+    let mut erp_cost: FxHashMap<(WorkOrderId, CostKind), Money> = FxHashMap::default();
+    let mut erp_parts: FxHashMap<(WorkOrderId, String), u64> = FxHashMap::default();
+    for e in integration(w.erp.ledger()) {
+        match &e.posting {
+            Posting::CostPosted(c) => {
+                let m = erp_cost.entry((c.work_order.clone(), c.kind)).or_default();
+                *m = *m + c.amount;
+            }
+            Posting::GoodsMoved(g) if g.kind == MovementKind::GoodsIssue => {
+                if let Some(wo) = &g.work_order {
+                    *erp_parts
+                        .entry((wo.clone(), g.material.to_string()))
+                        .or_default() += u64::from(g.quantity);
+                }
+            }
+            _ => {}
+        }
+    }
+    for e in w.cmms.ledger().entries() {
+        let Posting::WorkOrderCompleted(c) = &e.posting else {
+            continue;
+        };
+        v.check();
+        let want_parts = c.parts_cost();
+        let want_labour = c.labour_cost();
+        let got_parts = erp_cost
+            .get(&(c.work_order.clone(), CostKind::Parts))
+            .copied()
+            .unwrap_or_default();
+        let got_labour = erp_cost
+            .get(&(c.work_order.clone(), CostKind::Labour))
+            .copied()
+            .unwrap_or_default();
+        let mut want_qty: FxHashMap<String, u64> = FxHashMap::default();
+        for p in &c.parts {
+            *want_qty.entry(p.part.to_string()).or_default() += u64::from(p.quantity);
+        }
+        let qty_ok = want_qty.iter().all(|(part, q)| {
+            erp_parts
+                .get(&(c.work_order.clone(), part.clone()))
+                .copied()
+                .unwrap_or(0)
+                == *q
+        });
+        if want_parts != got_parts || want_labour != got_labour || !qty_ok {
+            v.violate(json!({
+                "work_order": c.work_order.as_str(),
+                "completed_at_s": secs(e.at),
+                "cmms_parts": want_parts.to_string(),
+                "erp_parts": got_parts.to_string(),
+                "cmms_labour": want_labour.to_string(),
+                "erp_labour": got_labour.to_string(),
+                "goods_issues_match": qty_ok,
+            }));
+        }
+    }
+    v
+}
+
+fn no_lost_events(w: &World) -> Verdict {
+    let mut v = Verdict::new(InvariantId::NoLostEvents);
+    let dead: FxHashSet<String> = w
+        .engine()
+        .map(|e| e.dead_letters().map(|d| d.origin.to_string()).collect())
+        .unwrap_or_default();
+    let mut unacked: Vec<(&plantloop_core::call::EventRef, &crate::world::Emitted)> =
+        w.emitted.iter().filter(|(_, e)| !e.acked).collect();
+    unacked.sort_by_key(|(r, e)| (e.at, r.source.clone(), r.id.clone()));
+    v.checked += w.emitted.len() as u64;
+    for (r, e) in unacked {
+        v.violate(json!({
+            "event": r.to_string(),
+            "type": e.event_type,
+            "emitted_at_s": secs(e.at),
+            "where": if e.buffered { "edge buffer" } else { "not acknowledged by the core" },
+        }));
+    }
+    // Every production confirmation MES emitted reached ERP, or sits in the dead-letter queue.
+    let confirmed: FxHashSet<(OrderId, u64, u64)> = integration(w.erp.ledger())
+        .filter_map(|e| match &e.posting {
+            Posting::ProductionConfirmed(c) => {
+                Some((c.order.clone(), c.serials.first(), c.serials.last()))
+            }
+            _ => None,
+        })
+        .collect();
+    for (r, c) in &w.confirmations_emitted {
+        v.check();
+        if !confirmed.contains(&(c.order.clone(), c.serials.first(), c.serials.last()))
+            && !dead.contains(&r.to_string())
+        {
+            v.violate(json!({
+                "event": r.to_string(),
+                "confirmation": format!("{} {} {}", c.order, c.station, c.serials),
+                "where": "emitted by MES, neither in ERP nor in the dead-letter queue",
+            }));
+        }
+    }
+    if let Some(engine) = w.engine() {
+        for d in engine.dead_letters() {
+            v.check();
+            if d.reason.is_transient() {
+                v.violate(json!({
+                    "dead_letter": d.id,
+                    "origin": d.origin.to_string(),
+                    "reason": d.reason.describe(),
+                    "at_s": secs(d.at),
+                    "where": "transient failure still in the dead-letter queue after drain",
+                }));
+            }
+        }
+    } else {
+        v.violate(json!({ "where": "the core is down at the end of the run" }));
+    }
+    v
+}
+
+fn causal_order(w: &World) -> Verdict {
+    let mut v = Verdict::new(InvariantId::CausalOrder);
+    // ERP: release after hold; "resumed" after "quality interruption".
+    let mut held: FxHashSet<HoldId> = FxHashSet::default();
+    let mut interrupted: FxHashSet<OrderId> = FxHashSet::default();
+    for e in integration(w.erp.ledger()) {
+        match &e.posting {
+            Posting::HoldPosted(h) => {
+                held.insert(h.id.clone());
+            }
+            Posting::HoldReleased { hold, nc, .. } => {
+                v.check();
+                if !held.contains(hold) {
+                    v.violate(json!({ "correlation": nc.as_str(), "effect": "release", "before": "hold", "hold": hold.as_str(), "at_s": secs(e.at) }));
+                }
+            }
+            Posting::OrderStatusSet { order, to, .. } => match to {
+                OrderStatus::QualityInterruption => {
+                    interrupted.insert(order.clone());
+                }
+                OrderStatus::Resumed => {
+                    v.check();
+                    if !interrupted.contains(order) {
+                        v.violate(json!({ "correlation": order.as_str(), "effect": "order resumed", "before": "quality interruption", "at_s": secs(e.at) }));
+                    }
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    // MES: resume after stop.
+    for m in &w.mes {
+        let mut stopped: FxHashSet<StationId> = FxHashSet::default();
+        for e in integration(m.ledger()) {
+            match &e.posting {
+                Posting::StationStopped { station, .. } => {
+                    stopped.insert(station.clone());
+                }
+                Posting::StationResumed { station, reason } => {
+                    v.check();
+                    if !stopped.remove(station) {
+                        v.violate(json!({ "correlation": reason, "station": station.as_str(), "effect": "resume", "before": "stop", "at_s": secs(e.at) }));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    // CMMS completion before QMS maintenance record; creation before completion.
+    let mut created: FxHashSet<WorkOrderId> = FxHashSet::default();
+    let mut completed: FxHashMap<WorkOrderId, Instant> = FxHashMap::default();
+    for e in w.cmms.ledger().entries() {
+        match &e.posting {
+            Posting::WorkOrderCreated(wo) => {
+                created.insert(wo.id.clone());
+            }
+            Posting::WorkOrderCompleted(c) => {
+                v.check();
+                if !created.contains(&c.work_order) {
+                    v.violate(json!({ "correlation": c.work_order.as_str(), "effect": "completion", "before": "creation", "at_s": secs(e.at) }));
+                }
+                completed.entry(c.work_order.clone()).or_insert(e.at);
+            }
+            _ => {}
+        }
+    }
+    for e in integration(w.qms.ledger()) {
+        if let Posting::MaintenanceRecorded { nc, work_order, .. } = &e.posting {
+            v.check();
+            if completed.get(work_order).is_none_or(|t| *t > e.at) {
+                v.violate(json!({ "correlation": nc.as_str(), "work_order": work_order.as_str(), "effect": "maintenance recorded in QMS", "before": "work order completed in CMMS", "at_s": secs(e.at) }));
+            }
+        }
+    }
+    v
+}
+
+fn audit_chain(w: &World) -> Verdict {
+    let mut v = Verdict::new(InvariantId::AuditChain);
+    v.checked += w.audit.len() as u64;
+    if let Err(e) = verify_chain(&w.audit) {
+        v.violate(json!({ "audit_seq": e.seq, "reason": e.reason }));
+    }
+    let mut audited: FxHashMap<&IdempotencyKey, &plantloop_core::call::EventRef> =
+        FxHashMap::default();
+    for r in &w.audit {
+        if matches!(r.action, AuditAction::Posted | AuditAction::FoundExisting) {
+            audited.entry(&r.key).or_insert(&r.origin);
+        }
+    }
+    for (name, l) in ledgers(w) {
+        for e in integration(l) {
+            let Some(key) = &e.key else { continue };
+            v.check();
+            match audited.get(key) {
+                Some(origin) if w.emitted.contains_key(origin) => {}
+                found => v.violate(json!({
+                    "system": name,
+                    "key": key.as_str(),
+                    "receipt": e.receipt.to_string(),
+                    "at_s": secs(e.at),
+                    "problem": if found.is_some() { "audit origin is not an event any source emitted" } else { "no audit record for this posting" },
+                })),
+            }
+        }
+    }
+    v
+}
+
+fn master_data_monotonic(w: &World) -> Verdict {
+    let mut v = Verdict::new(InvariantId::MasterDataMonotonic);
+    let mut newest: FxHashMap<(MasterDataKind, RecordKey), u64> = FxHashMap::default();
+    for l in [w.erp.ledger(), w.cmms.ledger(), w.qms.ledger()] {
+        for e in l.entries() {
+            if let Posting::MasterDataPublished { kind, key, version } = &e.posting {
+                let n = newest.entry((*kind, key.clone())).or_default();
+                *n = (*n).max(*version);
+            }
+        }
+    }
+    let mut consumers: Vec<(String, System, &Ledger)> =
+        vec![("qms".into(), System::Qms, w.qms.ledger())];
+    for (i, m) in w.mes.iter().enumerate() {
+        consumers.push((
+            format!("mes:{}", w.plant.plants[i].id),
+            System::Mes,
+            m.ledger(),
+        ));
+    }
+    for (name, system, l) in consumers {
+        let mut applied: FxHashMap<(MasterDataKind, RecordKey), u64> = FxHashMap::default();
+        for e in integration(l) {
+            if let Posting::MasterDataApplied { kind, key, version } = &e.posting {
+                v.check();
+                let cur = applied.entry((*kind, key.clone())).or_default();
+                if *version < *cur {
+                    v.violate(json!({ "consumer": name, "kind": kind.as_str(), "key": key.as_str(), "applied": version, "after": *cur, "at_s": secs(e.at) }));
+                }
+                *cur = (*cur).max(*version);
+            }
+        }
+        let mut missing: Vec<_> = newest
+            .iter()
+            .filter(|((kind, _), _)| kind.consumers().contains(&system))
+            .filter(|(k, ver)| applied.get(k).copied().unwrap_or(0) != **ver)
+            .collect();
+        missing.sort();
+        v.checked += newest.len() as u64;
+        for ((kind, key), ver) in missing {
+            v.violate(json!({
+                "consumer": name,
+                "kind": kind.as_str(),
+                "key": key.as_str(),
+                "newest": ver,
+                "ends_on": applied.get(&(*kind, key.clone())).copied(),
+            }));
+        }
+    }
+    v
+}
+
+fn slo(s: &Scenario, l: &Latencies) -> Verdict {
+    let mut v = Verdict::new(InvariantId::Slo);
+    for c in LatencyClass::ALL {
+        let Some(limit) = s.expect.slo.p99(c) else {
+            continue;
+        };
+        v.check();
+        let got: &ClassLatency = l.by_index(c.index());
+        if Duration::from_millis(got.p99_ms) > limit {
+            v.violate(json!({ "class": c.as_str(), "p99_ms": got.p99_ms, "slo_ms": limit.as_millis(), "count": got.count }));
+        }
+    }
+    v
+}
+
+/// End-to-end business latency per class: source event emitted → first effect in a target ledger.
+pub fn latencies(w: &World) -> Latencies {
+    let mut h: [hdrhistogram::Histogram<u64>; 3] = std::array::from_fn(|_| {
+        hdrhistogram::Histogram::new_with_bounds(1, 1_000 * 86_400 * 365, 3).expect("valid bounds")
+    });
+    for (_, l) in ledgers(w) {
+        let mut seen: FxHashSet<&IdempotencyKey> = FxHashSet::default();
+        for e in integration(l) {
+            let Some(key) = &e.key else { continue };
+            if !seen.insert(key) {
+                continue;
+            }
+            let Some(o) = w.key_origins.get(key) else {
+                continue;
+            };
+            let Some(em) = w.emitted.get(&o.origin) else {
+                continue;
+            };
+            let ms = e.at.saturating_since(em.at).as_millis().max(1);
+            let _ = h[o.class.index()].record(ms);
+        }
+    }
+    let one = |h: &hdrhistogram::Histogram<u64>| {
+        if h.is_empty() {
+            ClassLatency::default()
+        } else {
+            ClassLatency {
+                count: h.len(),
+                p50_ms: h.value_at_quantile(0.5),
+                p99_ms: h.value_at_quantile(0.99),
+                max_ms: h.max(),
+            }
+        }
+    };
+    Latencies {
+        critical: one(&h[0]),
+        transactional: one(&h[1]),
+        bulk: one(&h[2]),
+    }
+}
