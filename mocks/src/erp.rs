@@ -4,7 +4,9 @@
 //! Rules (409 unless noted):
 //! - `PostHold`: the order must exist; the serials must lie within the order (422 `serials`) and
 //!   the material be the order's (422 `material`). Every accepted hold request is a new hold
-//!   document, even for a hold id already posted (the checker sees the duplicate).
+//!   document, even for a hold id already posted (the checker sees the duplicate); but a hold id
+//!   that is active with other content (serials, order, NC) is a 409, so that one hold id always
+//!   blocks exactly what its postings say. A released hold id may be posted again and blocks again.
 //! - `ReleaseHold`: the hold must exist and be active.
 //! - `SetOrderStatus`: only the transitions of [`transition_allowed`]; setting the current status
 //!   is a no-op (Modern, Saas) or posts again (Legacy).
@@ -318,6 +320,15 @@ impl State {
                     hold.order, order.order.material, hold.material
                 ),
             );
+        }
+        if let Some(rec) = self.holds.get(&hold.id)
+            && rec.state == HoldState::Active
+            && rec.hold != *hold
+        {
+            return Reply::conflict(format!(
+                "hold {} is active with other content (serials {}, order {})",
+                hold.id, rec.hold.serials, rec.hold.order
+            ));
         }
         let receipt = ledger.post(
             now,
