@@ -6,3 +6,4 @@
 //! RNG, no iteration over unordered collections where order could leak into a run.
 
 pub mod kernel;
+pub mod scenario;
