@@ -1,1 +1,40 @@
-fn main() {}
+//! `plantloop`: the command line (spec/cli.md). Thin glue over the crates: it parses flags, loads
+//! files, runs, prints and maps results to exit codes (0 held, 1 fell short, 2 unusable input).
+
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Simulation and conformance testbed for manufacturing workflow integration.
+#[derive(Parser)]
+#[command(name = "plantloop", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenario files (a folder runs every *.toml in it, sorted) and judge every invariant.
+    Run(run::RunArgs),
+}
+
+/// Exit code for input that could not be used (spec/cli.md).
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code for a run that finished and fell short.
+pub const EXIT_FELL_SHORT: u8 = 1;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_BAD_INPUT } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::Run(args) => run::main(args),
+    }
+}
