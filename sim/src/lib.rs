@@ -5,5 +5,10 @@
 //! streams derived per component from the run's seed ([`kernel::SeedTree`]), no wall clock, no global
 //! RNG, no iteration over unordered collections where order could leak into a run.
 
+pub mod checker;
 pub mod kernel;
+pub mod plant;
+pub mod report;
+pub mod runner;
 pub mod scenario;
+pub mod world;
