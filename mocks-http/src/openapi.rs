@@ -83,12 +83,15 @@ fn capability_operation(spec: &RouteSpec, g: &mut SchemaGenerator) -> Value {
         params.push(idempotency_parameter());
         responses.insert(
             "201".into(),
-            json_response("Posted.", schema_of::<PostingReceipt>(g)),
+            json_response(
+                "Posted. A modern or SaaS system answers a repeated Idempotency-Key with its first reply and posts nothing.",
+                schema_of::<PostingReceipt>(g),
+            ),
         );
         responses.insert(
             "200".into(),
             json_response(
-                "Nothing posted: the state already is what was asked, or the key was seen before (the first receipt).",
+                "Nothing posted: the state already is what was asked (the receipt of the posting that made it).",
                 schema_of::<PostingReceipt>(g),
             ),
         );
