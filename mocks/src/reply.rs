@@ -140,6 +140,20 @@ impl Problem {
     pub fn title(&self) -> &'static str {
         self.kind.title()
     }
+
+    /// The RFC 9457 problem+json body for this problem sent with `status`: `type`, `title`,
+    /// `status`, `detail`, and the extension `field` when a field is at fault.
+    pub fn to_problem_json(&self, status: u16) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("type".into(), self.kind.type_uri().into());
+        m.insert("title".into(), self.kind.title().into());
+        m.insert("status".into(), status.into());
+        m.insert("detail".into(), self.detail.clone().into());
+        if let Some(f) = &self.field {
+            m.insert("field".into(), f.as_ref().into());
+        }
+        serde_json::Value::Object(m)
+    }
 }
 
 /// The body of a reply.
@@ -321,6 +335,22 @@ mod tests {
         );
         assert_eq!(Receipt::parse("XYZ-1"), None);
         assert_eq!(Receipt::parse("ERP-"), None);
+    }
+
+    #[test]
+    fn problems_render_as_rfc9457() {
+        let r = Reply::invalid("serials", "serials 5..=9 are not within order PO-1");
+        let json = r.problem_body().unwrap().to_problem_json(r.status);
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "type": "https://plantloop.dev/problems/invalid-field",
+                "title": "Invalid field",
+                "status": 422,
+                "detail": "serials 5..=9 are not within order PO-1",
+                "field": "serials",
+            })
+        );
     }
 
     #[test]
