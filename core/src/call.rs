@@ -132,7 +132,9 @@ impl Request {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Call {
     pub id: CallId,
-    /// 1 for the first attempt; lookups share the attempt number of the post they precede.
+    /// 1 for the first send of this call, then one more for every send: a retry, a lookup, the
+    /// post after a lookup, a send after a 429 or a restart. A reply names the send it answers, so
+    /// a late or duplicated reply is never taken for the reply to a later send.
     pub attempt: u32,
     pub target: System,
     pub class: LatencyClass,

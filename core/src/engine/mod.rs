@@ -164,7 +164,11 @@ struct CallState {
     origin: EventRef,
     causation: Vec<EventRef>,
     owner: Owner,
+    /// The number of the latest send (0 before the first). Every send gets its own number, so a
+    /// late or duplicated reply never passes for the reply to a later send.
     attempt: u32,
+    /// Transient failures so far: the retry budget used, and the backoff exponent.
+    failures: u32,
     phase: Phase,
     /// The next attempt must look before it posts.
     needs_lookup: bool,
@@ -428,7 +432,7 @@ impl Engine {
                 receipt: Some(receipt),
             } if lookup => self.finish(id, receipt, AuditAction::FoundExisting),
             Outcome::Found { .. } if lookup => {
-                // Not there: post now, as the same attempt, ahead of the queue.
+                // Not there: post now, ahead of the queue.
                 let st = self.calls.get_mut(&id).expect("present");
                 st.needs_lookup = false;
                 st.phase = Phase::Queued;
@@ -449,6 +453,8 @@ impl Engine {
             Outcome::Throttled { retry_after } => {
                 self.stats.throttled += 1;
                 let t = &mut self.targets[target.index()];
+                // A throttled probe is over: the next one goes once the pause ends.
+                t.probe_in_flight = false;
                 t.paused_until = t.paused_until.max(self.now + retry_after);
                 let wake = t.paused_until;
                 self.set_timer(wake, Timer::TargetWake { target });
@@ -495,7 +501,6 @@ impl Engine {
                 self.config.target(st.target).honours_idempotency_key
             };
             let st = self.calls.get_mut(&id).expect("present");
-            st.attempt += 1;
             st.needs_lookup = !honours;
             st.phase = Phase::Queued;
             let (t, c) = (st.target, st.class);
@@ -660,6 +665,7 @@ impl Engine {
         };
         let deadline = self.now + timeout;
         let st = self.calls.get_mut(&id).expect("queued calls exist");
+        st.attempt += 1;
         let lookup = st.needs_lookup;
         st.phase = Phase::InFlight { deadline, lookup };
         let request = if lookup {
@@ -707,9 +713,10 @@ impl Engine {
     }
 
     fn transient_failure(&mut self, id: CallId, outcome: Outcome) {
-        let (target, attempt) = {
-            let st = &self.calls[&id];
-            (st.target, st.attempt)
+        let (target, failures) = {
+            let st = self.calls.get_mut(&id).expect("failing a live call");
+            st.failures += 1;
+            (st.target, st.failures)
         };
         let policy = self.config.breaker.clone();
         let t = &mut self.targets[target.index()];
@@ -723,26 +730,22 @@ impl Engine {
             t.breaker_open_until = Some(self.now + policy.open_for);
         }
         let honours = self.config.target(target).honours_idempotency_key;
-        if attempt >= self.config.retry.attempts_max {
+        if failures >= self.config.retry.attempts_max {
             self.dead_letter_call(id, DeadLetterReason::OutOfRetries { last: outcome });
             return;
         }
         self.stats.retries += 1;
         let base = self.config.retry.backoff_base.as_micros();
         let cap = self.config.retry.backoff_cap.as_micros();
-        let backoff = base.saturating_mul(1u64 << (attempt - 1).min(30)).min(cap);
+        let backoff = base.saturating_mul(1u64 << (failures - 1).min(30)).min(cap);
         let jittered = backoff / 2 + self.rng.random_range(0..=backoff / 2);
         let st = self.calls.get_mut(&id).expect("present");
-        st.attempt += 1;
         st.needs_lookup = !honours && outcome.is_ambiguous() || st.needs_lookup;
         st.phase = Phase::Backoff;
-        let next = st.attempt;
+        let attempt = st.attempt;
         self.set_timer(
             self.now + Duration::from_micros(jittered),
-            Timer::BackoffOver {
-                call: id,
-                attempt: next,
-            },
+            Timer::BackoffOver { call: id, attempt },
         );
     }
 
@@ -755,6 +758,12 @@ impl Engine {
     /// Completes a call that may be queued or backing off (a late success).
     fn finish_in_any_phase(&mut self, id: CallId, receipt: String, action: AuditAction) {
         let st = self.calls.remove(&id).expect("present");
+        if matches!(st.phase, Phase::InFlight { .. }) {
+            // The later send is abandoned: its slot is free again (its reply will be stale).
+            self.end_flight(st.target);
+        }
+        // The target answered with a success.
+        self.breaker_success(st.target);
         if st.phase == Phase::Queued {
             let q = &mut self.targets[st.target.index()].queues[st.class.index()];
             if let Some(pos) = q.iter().position(|c| *c == id) {
@@ -900,7 +909,8 @@ impl Engine {
                 origin: c.origin,
                 causation: c.causation,
                 owner: c.owner,
-                attempt: 1,
+                attempt: 0,
+                failures: 0,
                 phase: Phase::Queued,
                 needs_lookup: c.needs_lookup,
             },

@@ -163,6 +163,8 @@ pub fn always_done() -> Policy {
 
 // ---- the world ------------------------------------------------------------------------------------
 
+// One world has one host: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Host {
     Plain(Engine),
     Durable {
@@ -173,6 +175,7 @@ enum Host {
     },
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Net {
     Event(Event),
