@@ -1,0 +1,98 @@
+//! The CLI contract (spec/cli.md): exit codes, messages naming file, line and key, output files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_plantloop"))
+}
+
+fn scenarios() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("plantloop-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn a_passing_scenario_exits_0_and_writes_json_and_junit() {
+    let d = tmp("pass");
+    let (json, junit) = (d.join("r.json"), d.join("j.xml"));
+    let o = bin()
+        .arg("run")
+        .arg(scenarios().join("seed-2-pattern-to-maintenance.toml"))
+        .args(["--json", json.to_str().unwrap(), "--junit", junit.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("PASS seed-2-pattern-to-maintenance"), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(r["scenario"], "seed-2-pattern-to-maintenance");
+    assert_eq!(r["passed"], true);
+    for key in ["seed", "sim", "trace_hash", "counts", "latency", "invariants"] {
+        assert!(!r[key].is_null(), "report lacks {key}");
+    }
+    assert_eq!(r["invariants"].as_array().unwrap().len(), 10);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("<testcase name=\"containment\""), "{xml}");
+    assert!(xml.contains("failures=\"0\""), "{xml}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_scenario_that_falls_short_exits_1_and_prints_the_seed() {
+    let d = tmp("short");
+    let text_in = std::fs::read_to_string(scenarios().join("seed-2-pattern-to-maintenance.toml"))
+        .unwrap()
+        .replace("critical_p99 = \"5s\"", "critical_p99 = \"1ms\"");
+    let f = d.join("impossible-slo.toml");
+    std::fs::write(&f, text_in).unwrap();
+    let o = bin().arg("run").arg(&f).args(["--seed", "3"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("FAIL slo"), "{t}");
+    assert!(t.contains("--seed 3"), "{t}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn bad_input_exits_2_naming_file_line_and_key() {
+    let d = tmp("bad");
+    let f = d.join("typo.toml");
+    let text_in = std::fs::read_to_string(scenarios().join("seed-2-pattern-to-maintenance.toml"))
+        .unwrap()
+        .replace("cycle_time = \"60s\"", "cycle_tme = \"60s\"");
+    std::fs::write(&f, &text_in).unwrap();
+    let o = bin().arg("run").arg(&f).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let line = text_in.lines().position(|l| l.starts_with("cycle_tme")).unwrap() + 1;
+    let t = text(&o);
+    assert!(t.contains(&format!("typo.toml:{line}")), "{t}");
+    assert!(t.contains("cycle_tme"), "{t}");
+
+    let o = bin().args(["run", "no/such/file.toml"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("no/such/file.toml"));
+
+    let o = bin().args(["run", "--seed", "minus-one"]).arg(&f).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("--seed"), "{}", text(&o));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn help_describes_every_flag() {
+    let o = bin().args(["run", "--help"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let t = text(&o);
+    for flag in ["--seed", "--json", "--junit", "--trace", "--quiet"] {
+        assert!(t.contains(flag), "{flag} missing from help:\n{t}");
+    }
+}
