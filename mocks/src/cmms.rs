@@ -206,7 +206,7 @@ impl Cmms {
             now,
             Origin::Operator,
             None,
-            Posting::WorkOrderCompleted(completion.clone()),
+            Posting::WorkOrderCompleted(Box::new(completion.clone())),
         );
         let correlation = completion
             .nc
@@ -353,7 +353,7 @@ impl State {
             now,
             Origin::Integration,
             key,
-            Posting::WorkOrderCreated(wo.clone()),
+            Posting::WorkOrderCreated(Box::new(wo.clone())),
         );
         match self.work_orders.get_mut(&wo.id) {
             Some(rec) => rec.created.push(receipt),

@@ -251,6 +251,16 @@ impl State {
             .map(|(_, h)| h)
     }
 
+    /// Adds to a material's stock, cloning its id only the first time.
+    fn add_stock(&mut self, material: &MaterialId, delta: i64) {
+        match self.stock.get_mut(material) {
+            Some(q) => *q += delta,
+            None => {
+                self.stock.insert(material.clone(), delta);
+            }
+        }
+    }
+
     fn held_conflict(&self, serials: &SerialRange) -> Option<Reply> {
         self.active_hold_on(serials)
             .map(|h| Reply::conflict(format!("serials {serials} overlap active hold {h}")))
@@ -468,11 +478,10 @@ impl State {
             Posting::GoodsMoved(m.clone()),
         );
         let delta = i64::from(m.quantity);
-        let stock = self.stock.entry(m.material.clone()).or_default();
         match m.kind {
-            MovementKind::GoodsIssue => *stock -= delta,
+            MovementKind::GoodsIssue => self.add_stock(&m.material, -delta),
             MovementKind::GoodsReceipt => {
-                *stock += delta;
+                self.add_stock(&m.material, delta);
                 if let Some(rec) = m.order.as_ref().and_then(|o| self.orders.get_mut(o)) {
                     rec.good += u64::from(m.quantity);
                     rec.received.extend(m.serials);
@@ -538,7 +547,7 @@ impl State {
         rec.good += u64::from(c.good);
         rec.scrap += u64::from(c.scrap);
         rec.received.push(c.serials);
-        *self.stock.entry(c.material.clone()).or_default() += i64::from(c.good);
+        self.add_stock(&c.material, i64::from(c.good));
         Reply::created(receipt)
     }
 }

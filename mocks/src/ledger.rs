@@ -68,12 +68,12 @@ pub enum Posting {
     /// ERP released a production order (emitted `OrderReleased`).
     OrderReleased(ProductionOrder),
     // --- CMMS ---
-    /// A work order created by the core.
-    WorkOrderCreated(MaintenanceWorkOrder),
+    /// A work order created by the core (boxed: large and rare).
+    WorkOrderCreated(Box<MaintenanceWorkOrder>),
     /// A technician started the work order (operator).
     WorkOrderStarted { work_order: WorkOrderId },
-    /// The work order was completed with what CMMS recorded (operator).
-    WorkOrderCompleted(WorkOrderCompletion),
+    /// The work order was completed with what CMMS recorded (operator; boxed: large and rare).
+    WorkOrderCompleted(Box<WorkOrderCompletion>),
     /// A downtime classified by CMMS (operator).
     DowntimeClassified(DowntimeEvent),
     // --- MES ---
@@ -285,5 +285,23 @@ impl Ledger {
             posting,
         });
         receipt
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Entries are copied when the ledger grows: keep them small (the simulator posts millions).
+    #[test]
+    fn entries_stay_small() {
+        assert!(
+            size_of::<super::Posting>() <= 120,
+            "{}",
+            size_of::<super::Posting>()
+        );
+        assert!(
+            size_of::<super::LedgerEntry>() <= 184,
+            "{}",
+            size_of::<super::LedgerEntry>()
+        );
     }
 }

@@ -12,7 +12,7 @@
 //! | rate limit | none | none | token bucket, 429 + Retry-After |
 //! | outbound events | pull or webhook | pull or webhook | webhook only |
 
-use crate::reply::{ProblemKind, Receipt, Reply};
+use crate::reply::{ProblemKind, Receipt, Reply, ReplyBody};
 use plantloop_core::call::{IdempotencyKey, Request};
 use plantloop_core::time::{Duration, Instant};
 use rustc_hash::{FxHashMap, FxHasher};
@@ -139,15 +139,47 @@ impl TokenBucket {
     }
 }
 
-/// What a system remembers about one idempotency key.
+/// What a system remembers about one idempotency key (kept small: one per posting).
 #[derive(Clone, Debug)]
 struct KeyRecord {
     /// Hash of the first request with this key (honouring personalities only).
     fingerprint: u64,
     /// The first reply (honouring personalities only).
-    reply: Option<Reply>,
+    reply: StoredReply,
     /// The receipt of the first accepted (2xx) request with this key.
     accepted: Option<Receipt>,
+}
+
+/// A remembered reply: receipts inline, anything else boxed (rare).
+#[derive(Clone, Debug)]
+enum StoredReply {
+    None,
+    Receipt { status: u16, receipt: Receipt },
+    Other(Box<Reply>),
+}
+
+impl StoredReply {
+    fn new(reply: &Reply) -> StoredReply {
+        match (&reply.body, reply.retry_after) {
+            (ReplyBody::Receipt(r), None) => StoredReply::Receipt {
+                status: reply.status,
+                receipt: *r,
+            },
+            _ => StoredReply::Other(Box::new(reply.clone())),
+        }
+    }
+
+    fn get(&self) -> Option<Reply> {
+        match self {
+            StoredReply::None => None,
+            StoredReply::Receipt { status, receipt } => Some(Reply {
+                status: *status,
+                body: ReplyBody::Receipt(*receipt),
+                retry_after: None,
+            }),
+            StoredReply::Other(r) => Some((**r).clone()),
+        }
+    }
 }
 
 /// The front desk every integration call passes: rate limit, lookups, idempotency keys.
@@ -209,8 +241,8 @@ impl Desk {
                     Some("Idempotency-Key"),
                 );
             }
-            if let Some(reply) = &rec.reply {
-                return reply.clone();
+            if let Some(reply) = rec.reply.get() {
+                return reply;
             }
         }
         let reply = handle();
@@ -223,7 +255,11 @@ impl Desk {
             Some(rec) if rec.accepted.is_none() => rec.accepted = accepted,
             Some(_) => {}
             None if honours || accepted.is_some() => {
-                let stored = honours.then(|| reply.clone());
+                let stored = if honours {
+                    StoredReply::new(&reply)
+                } else {
+                    StoredReply::None
+                };
                 self.keys.insert(
                     key.clone(),
                     KeyRecord {

@@ -537,7 +537,7 @@ proptest! {
                     prop_assert!(created.contains(&c.work_order));
                     prop_assert!(completed.insert(c.work_order.clone()), "completed twice");
                     let rec = cmms.work_order(&c.work_order).unwrap();
-                    prop_assert_eq!(rec.completion.as_ref(), Some(c));
+                    prop_assert_eq!(rec.completion.as_ref(), Some(&**c));
                 }
                 Posting::MasterDataPublished { .. } => {}
                 other => prop_assert!(false, "CMMS posted {:?}", other),
