@@ -280,7 +280,7 @@ fn containment(w: &World) -> Verdict {
         .collect();
     let wos: Vec<&MaintenanceWorkOrder> = integration(w.cmms.ledger())
         .filter_map(|e| match &e.posting {
-            Posting::WorkOrderCreated(wo) => Some(wo),
+            Posting::WorkOrderCreated(wo) => Some(&**wo),
             _ => None,
         })
         .collect();

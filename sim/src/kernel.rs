@@ -1,8 +1,8 @@
 //! The discrete-event kernel: virtual time, one event queue, and seeded random streams.
 //!
 //! # Time and order
-//! [`Kernel`] owns the virtual clock ([`Instant`], microseconds from the start of a run) and a binary
-//! heap of pending events. [`Kernel::pop`] delivers the earliest event and moves the clock to its
+//! [`Kernel`] owns the virtual clock ([`Instant`], microseconds from the start of a run) and a
+//! 4-ary heap of pending events. [`Kernel::pop`] delivers the earliest event and moves the clock to its
 //! instant; the clock never goes backwards. Events at the same instant are delivered in the order
 //! they were scheduled (each carries a sequence number), so a run's order depends only on what the
 //! model did, never on heap internals or on the platform.
@@ -28,7 +28,6 @@
 use plantloop_core::time::{Duration, Instant};
 use rand::{Rng, SeedableRng, TryRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::BinaryHeap;
 use std::convert::Infallible;
 use std::fmt;
 
@@ -77,38 +76,108 @@ pub enum ScheduleError {
     },
 }
 
-/// A heap entry. `key` packs (instant, sequence number) so one integer comparison orders entries.
-struct Entry<E> {
-    key: u128,
+/// A heap entry: 24 bytes, the payload stays in the slot table so sifting moves little.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    at: u64,
+    seq: u64,
     slot: u32,
-    event: E,
 }
 
-impl<E> Entry<E> {
-    fn seq(&self) -> u64 {
-        self.key as u64
-    }
-    fn at(&self) -> Instant {
-        Instant::from_micros((self.key >> 64) as u64)
+impl Entry {
+    /// The delivery order: instant, then scheduling order.
+    #[inline]
+    fn key(&self) -> (u64, u64) {
+        (self.at, self.seq)
     }
 }
 
-impl<E> PartialEq for Entry<E> {
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
+/// A 4-ary min-heap on (instant, seq): half the depth of a binary heap, and the four children of a
+/// node share a cache line or two.
+#[derive(Debug, Default)]
+struct QuadHeap {
+    v: Vec<Entry>,
+}
+
+impl QuadHeap {
+    #[inline]
+    fn len(&self) -> usize {
+        self.v.len()
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<&Entry> {
+        self.v.first()
+    }
+
+    #[inline]
+    fn push(&mut self, e: Entry) {
+        let mut i = self.v.len();
+        self.v.push(e);
+        while i > 0 {
+            let parent = (i - 1) / 4;
+            if self.v[parent].key() <= e.key() {
+                break;
+            }
+            self.v[i] = self.v[parent];
+            i = parent;
+        }
+        self.v[i] = e;
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<Entry> {
+        let last = self.v.pop()?;
+        if self.v.is_empty() {
+            return Some(last);
+        }
+        let top = self.v[0];
+        self.sift_down(0, last);
+        Some(top)
+    }
+
+    /// Places `e` at hole `i` or below, moving smaller children up.
+    #[inline]
+    fn sift_down(&mut self, mut i: usize, e: Entry) {
+        let n = self.v.len();
+        loop {
+            let first = 4 * i + 1;
+            if first >= n {
+                break;
+            }
+            let mut m = first;
+            for c in first + 1..(first + 4).min(n) {
+                if self.v[c].key() < self.v[m].key() {
+                    m = c;
+                }
+            }
+            if self.v[m].key() >= e.key() {
+                break;
+            }
+            self.v[i] = self.v[m];
+            i = m;
+        }
+        self.v[i] = e;
+    }
+
+    /// Keeps the entries `keep` accepts and restores the heap order, in O(n).
+    fn retain(&mut self, keep: impl FnMut(&Entry) -> bool) {
+        self.v.retain(keep);
+        for i in (0..self.v.len() / 4 + 1).rev() {
+            if i < self.v.len() {
+                let e = self.v[i];
+                self.sift_down(i, e);
+            }
+        }
     }
 }
-impl<E> Eq for Entry<E> {}
-impl<E> PartialOrd for Entry<E> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<E> Ord for Entry<E> {
-    /// Reversed: `BinaryHeap` is a max-heap and we want the earliest (instant, seq) on top.
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other.key.cmp(&self.key)
-    }
+
+/// One slot of the slot table: the live event occupying it, if any.
+#[derive(Debug)]
+struct Slot<E> {
+    /// Sequence number of the live event, or `SLOT_FREE`.
+    seq: u64,
+    event: Option<E>,
 }
 
 /// Virtual time and the pending-event queue of one simulation run, generic over the event payload.
@@ -120,9 +189,9 @@ impl<E> Ord for Entry<E> {
 /// which are the only methods that move the clock, together with [`advance_to`](Self::advance_to).
 pub struct Kernel<E> {
     now: Instant,
-    heap: BinaryHeap<Entry<E>>,
-    /// `slots[i]` is the sequence number of the live event occupying slot `i`, or `SLOT_FREE`.
-    slots: Vec<u64>,
+    heap: QuadHeap,
+    /// The payloads of pending events; a heap entry is live while its slot holds its `seq`.
+    slots: Vec<Slot<E>>,
     slots_free: Vec<u32>,
     seq_next: u64,
     /// Heap entries whose event was cancelled; they are skipped when they reach the top.
@@ -167,7 +236,7 @@ impl<E> Kernel<E> {
         );
         Kernel {
             now: Instant::ZERO,
-            heap: BinaryHeap::new(),
+            heap: QuadHeap::default(),
             slots: Vec::new(),
             slots_free: Vec::new(),
             seq_next: 0,
@@ -212,12 +281,14 @@ impl<E> Kernel<E> {
             self.heap.peek().is_none_or(|e| self.is_live(e)),
             "stale entry on top"
         );
-        self.heap.peek().map(Entry::at)
+        self.heap.peek().map(|e| Instant::from_micros(e.at))
     }
 
     /// Whether the event `id` is still pending (neither delivered nor cancelled).
     pub fn is_pending(&self, id: EventId) -> bool {
-        self.slots.get(id.slot as usize) == Some(&id.seq)
+        self.slots
+            .get(id.slot as usize)
+            .is_some_and(|s| s.seq == id.seq)
     }
 
     /// Schedules `event` at `at`, which may equal [`now`](Self::now) but not precede it.
@@ -264,17 +335,25 @@ impl<E> Kernel<E> {
         assert!(seq != SLOT_FREE, "sequence numbers exhausted");
         let slot = match self.slots_free.pop() {
             Some(slot) => {
-                debug_assert_eq!(self.slots[slot as usize], SLOT_FREE);
-                self.slots[slot as usize] = seq;
+                let s = &mut self.slots[slot as usize];
+                debug_assert!(s.seq == SLOT_FREE && s.event.is_none());
+                s.seq = seq;
+                s.event = Some(event);
                 slot
             }
             None => {
-                self.slots.push(seq);
+                self.slots.push(Slot {
+                    seq,
+                    event: Some(event),
+                });
                 (self.slots.len() - 1) as u32
             }
         };
-        let key = ((at.as_micros() as u128) << 64) | seq as u128;
-        self.heap.push(Entry { key, slot, event });
+        self.heap.push(Entry {
+            at: at.as_micros(),
+            seq,
+            slot,
+        });
         debug_assert!(self.slots.len() <= self.queue_len_max);
         Ok(EventId { seq, slot })
     }
@@ -284,7 +363,9 @@ impl<E> Kernel<E> {
         if !self.is_pending(id) {
             return false;
         }
-        self.slots[id.slot as usize] = SLOT_FREE;
+        let s = &mut self.slots[id.slot as usize];
+        s.seq = SLOT_FREE;
+        s.event = None;
         self.slots_free.push(id.slot);
         self.stale += 1;
         self.purge_top();
@@ -298,17 +379,19 @@ impl<E> Kernel<E> {
     #[inline]
     pub fn pop(&mut self) -> Option<(Instant, E)> {
         let entry = self.heap.pop()?;
-        debug_assert!(self.is_live(&entry), "stale entry on top");
-        let at = entry.at();
+        let at = Instant::from_micros(entry.at);
         debug_assert!(at >= self.now, "time went backwards");
-        self.slots[entry.slot as usize] = SLOT_FREE;
+        let s = &mut self.slots[entry.slot as usize];
+        debug_assert_eq!(s.seq, entry.seq, "stale entry on top");
+        s.seq = SLOT_FREE;
+        let event = s.event.take().expect("a live slot holds its event");
         self.slots_free.push(entry.slot);
         self.now = at;
         self.delivered += 1;
         if self.stale > 0 {
             self.purge_top();
         }
-        Some((at, entry.event))
+        Some((at, event))
     }
 
     /// Like [`pop`](Self::pop), but only if the next event is at or before `deadline`; otherwise the
@@ -338,8 +421,8 @@ impl<E> Kernel<E> {
         self.now = at;
     }
 
-    fn is_live(&self, entry: &Entry<E>) -> bool {
-        self.slots[entry.slot as usize] == entry.seq()
+    fn is_live(&self, entry: &Entry) -> bool {
+        self.slots[entry.slot as usize].seq == entry.seq
     }
 
     /// Drops stale entries from the top so that `peek_time` and `pop` see a live event.
@@ -356,7 +439,7 @@ impl<E> Kernel<E> {
     /// Removes every stale entry: O(n), run only when stale entries outnumber live ones.
     fn compact(&mut self) {
         let slots = &self.slots;
-        self.heap.retain(|e| slots[e.slot as usize] == e.seq());
+        self.heap.retain(|e| slots[e.slot as usize].seq == e.seq);
         self.stale = 0;
     }
 }
@@ -548,10 +631,11 @@ impl TryRng for SimRng {
 }
 
 /// Rounds a non-negative microsecond count to a duration (negative and NaN give zero, huge values
-/// saturate).
+/// saturate). Adds ½ and truncates rather than calling `f64::round`, which is a libm call on
+/// baseline x86-64.
 #[inline]
 fn micros(us: f64) -> Duration {
-    Duration::from_micros(us.round() as u64)
+    Duration::from_micros((us + 0.5) as u64)
 }
 
 /// ln 2 split fdlibm-style: the high part has trailing zero bits so `k × LN2_HI` is exact.
@@ -559,18 +643,54 @@ const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
 /// ln 2 − `LN2_HI`.
 const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 
+/// `ln` is reduced to [1, 2), then to a subinterval of width 1/`LN_TABLE_LEN` starting at
+/// `c = 1 + i/LN_TABLE_LEN`, whose logarithm comes from this table.
+const LN_TABLE_BITS: u32 = 6;
+const LN_TABLE_LEN: usize = 1 << LN_TABLE_BITS;
+
+/// `ln(1 + i/64)` for i in 0..64, computed at compile time by [`ln_slow`] (const-evaluated float
+/// arithmetic is IEEE, so the table is the same on every build).
+const LN_TABLE: [f64; LN_TABLE_LEN] = {
+    let mut t = [0.0; LN_TABLE_LEN];
+    let mut i = 0;
+    while i < LN_TABLE_LEN {
+        t[i] = ln_slow(1.0 + i as f64 / LN_TABLE_LEN as f64);
+        i += 1;
+    }
+    t
+};
+
+/// `ln(c)` for c in [1, 2) by the atanh series around √½…√2 with many terms: slow, accurate, const.
+const fn ln_slow(c: f64) -> f64 {
+    let (m, e) = if c > std::f64::consts::SQRT_2 {
+        (c * 0.5, 1.0)
+    } else {
+        (c, 0.0)
+    };
+    let s = (m - 1.0) / (m + 1.0);
+    let z = s * s;
+    let mut poly = 0.0;
+    let mut k = 30;
+    while k >= 1 {
+        poly = poly * z + 1.0 / (2 * k + 1) as f64;
+        k -= 1;
+    }
+    e * LN2_HI + (e * LN2_LO + (2.0 * s + 2.0 * s * z * poly))
+}
+
 /// Natural logarithm from IEEE basic operations only, so results are identical on every platform
-/// (libm's `ln` may differ in the last bit between C libraries). Accurate to a few ulp.
-/// Non-positive input gives `-inf`/NaN like `f64::ln`.
+/// (libm's `ln` may differ in the last bit between C libraries). Accurate to about an ulp of the
+/// larger of the result and 1. Non-positive input gives `-inf`/NaN like `f64::ln`.
+#[inline]
 pub fn ln(x: f64) -> f64 {
-    if x.is_nan() || x < 0.0 {
-        return f64::NAN;
-    }
-    if x == 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if x.is_infinite() {
-        return f64::INFINITY;
+    if !(x > 0.0 && x < f64::INFINITY) {
+        return if x == 0.0 {
+            f64::NEG_INFINITY
+        } else if x == f64::INFINITY {
+            f64::INFINITY
+        } else {
+            f64::NAN
+        };
     }
     const FRAC_MASK: u64 = (1u64 << 52) - 1;
     let (mut bits, mut e) = (x.to_bits(), 0i64);
@@ -580,22 +700,29 @@ pub fn ln(x: f64) -> f64 {
         e -= 54;
     }
     e += ((bits >> 52) & 0x7ff) as i64 - 1023;
-    let mut m = f64::from_bits((bits & FRAC_MASK) | (1023u64 << 52)); // in [1, 2)
-    if m > std::f64::consts::SQRT_2 {
-        m *= 0.5;
-        e += 1;
-    }
-    // ln m = 2 atanh(s) = 2 (s + s³/3 + s⁵/5 + …), |s| ≤ 0.172.
-    let s = (m - 1.0) / (m + 1.0);
+    let frac = bits & FRAC_MASK;
+    let m = f64::from_bits(frac | (1023u64 << 52)); // in [1, 2)
+    let i = (frac >> (52 - LN_TABLE_BITS)) as usize;
+    let c = 1.0 + i as f64 / LN_TABLE_LEN as f64; // exact
+    // ln m = ln c + 2 atanh(s), s = (m − c)/(m + c), |s| < 2⁻⁷: five terms reach 2⁻⁸⁰.
+    let s = (m - c) / (m + c);
     let z = s * s;
-    let mut poly = 0.0;
-    for k in (1..=12).rev() {
-        poly = poly * z + 1.0 / (2 * k + 1) as f64;
-    }
-    let ln_m = 2.0 * s + 2.0 * s * z * poly;
+    let poly = z * (1.0 / 3.0 + z * (1.0 / 5.0 + z * (1.0 / 7.0 + z * (1.0 / 9.0))));
+    let ln_m = LN_TABLE[i] + (2.0 * s + 2.0 * s * poly);
     let ef = e as f64;
     ef * LN2_HI + (ef * LN2_LO + ln_m)
 }
+
+/// 1/n! for n in 0..=17, the Taylor coefficients of [`exp`], computed at compile time.
+const INV_FACTORIAL: [f64; 18] = {
+    let mut t = [1.0; 18];
+    let mut n = 1;
+    while n < 18 {
+        t[n] = t[n - 1] / n as f64;
+        n += 1;
+    }
+    t
+};
 
 /// `e^x` from IEEE basic operations only (see [`ln`]). Accurate to a few ulp.
 pub fn exp(x: f64) -> f64 {
@@ -608,13 +735,18 @@ pub fn exp(x: f64) -> f64 {
     if x < -745.2 {
         return 0.0;
     }
-    let k = (x * std::f64::consts::LOG2_E).round();
-    let r = (x - k * LN2_HI) - k * LN2_LO; // |r| ≤ 0.35
-    let mut sum = 1.0;
-    for n in (1..=17).rev() {
-        sum = 1.0 + sum * r / n as f64;
+    // Round to nearest by truncation of ±½ (no libm call).
+    let t = x * std::f64::consts::LOG2_E;
+    let k = (if t < 0.0 { t - 0.5 } else { t + 0.5 }) as i32;
+    let kf = k as f64;
+    let r = (x - kf * LN2_HI) - kf * LN2_LO; // |r| ≤ 0.35: 17 terms reach 2⁻⁶⁰
+    let mut sum = INV_FACTORIAL[17];
+    let mut n = 17;
+    while n > 0 {
+        n -= 1;
+        sum = sum * r + INV_FACTORIAL[n];
     }
-    scale_pow2(sum, k as i32)
+    scale_pow2(sum, k)
 }
 
 /// `y × 2^k` by exponent arithmetic, in steps that stay in the normal range.
