@@ -754,10 +754,11 @@ pub fn machine_down(id: &str, station: &str) -> Event {
 
 /// The whole closed loop in one script: master data, an order, confirmations, an NC contained (W1),
 /// a confirmation parked behind its hold (W6), the repair completed (W2), the disposition released
-/// (W3), a breakdown (W4) and master-data versions (W5). Events are spaced so that each lands after
-/// the previous one's calls in a fault-free world.
+/// (W3), a breakdown (W4) and master-data versions (W5). Events are 10 s apart, so that each lands
+/// after the previous one's calls in a fault-free world, and a source re-sending an event a few
+/// seconds late does not reorder the script.
 pub fn closed_loop(w: &mut World) {
-    let s = Duration::from_secs;
+    let s = |n: u64| Duration::from_secs(10 * n);
     w.send(asset("md-1", S1, 1));
     w.send_after(s(1), asset("md-2", S2, 1));
     w.send_after(s(2), order("o-1", "O-1", 1, 100));
