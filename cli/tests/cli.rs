@@ -18,7 +18,11 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
@@ -28,15 +32,31 @@ fn a_passing_scenario_exits_0_and_writes_json_and_junit() {
     let o = bin()
         .arg("run")
         .arg(scenarios().join("seed-2-pattern-to-maintenance.toml"))
-        .args(["--json", json.to_str().unwrap(), "--junit", junit.to_str().unwrap()])
+        .args([
+            "--json",
+            json.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains("PASS seed-2-pattern-to-maintenance"), "{}", text(&o));
+    assert!(
+        text(&o).contains("PASS seed-2-pattern-to-maintenance"),
+        "{}",
+        text(&o)
+    );
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(r["scenario"], "seed-2-pattern-to-maintenance");
     assert_eq!(r["passed"], true);
-    for key in ["seed", "sim", "trace_hash", "counts", "latency", "invariants"] {
+    for key in [
+        "seed",
+        "sim",
+        "trace_hash",
+        "counts",
+        "latency",
+        "invariants",
+    ] {
         assert!(!r[key].is_null(), "report lacks {key}");
     }
     assert_eq!(r["invariants"].as_array().unwrap().len(), 10);
@@ -54,7 +74,12 @@ fn a_scenario_that_falls_short_exits_1_and_prints_the_seed() {
         .replace("critical_p99 = \"5s\"", "critical_p99 = \"1ms\"");
     let f = d.join("impossible-slo.toml");
     std::fs::write(&f, text_in).unwrap();
-    let o = bin().arg("run").arg(&f).args(["--seed", "3"]).output().unwrap();
+    let o = bin()
+        .arg("run")
+        .arg(&f)
+        .args(["--seed", "3"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let t = text(&o);
     assert!(t.contains("FAIL slo"), "{t}");
@@ -72,7 +97,11 @@ fn bad_input_exits_2_naming_file_line_and_key() {
     std::fs::write(&f, &text_in).unwrap();
     let o = bin().arg("run").arg(&f).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    let line = text_in.lines().position(|l| l.starts_with("cycle_tme")).unwrap() + 1;
+    let line = text_in
+        .lines()
+        .position(|l| l.starts_with("cycle_tme"))
+        .unwrap()
+        + 1;
     let t = text(&o);
     assert!(t.contains(&format!("typo.toml:{line}")), "{t}");
     assert!(t.contains("cycle_tme"), "{t}");
@@ -81,7 +110,11 @@ fn bad_input_exits_2_naming_file_line_and_key() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("no/such/file.toml"));
 
-    let o = bin().args(["run", "--seed", "minus-one"]).arg(&f).output().unwrap();
+    let o = bin()
+        .args(["run", "--seed", "minus-one"])
+        .arg(&f)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("--seed"), "{}", text(&o));
     std::fs::remove_dir_all(&d).unwrap();

@@ -10,7 +10,13 @@ fn scenario(name: &str) -> Scenario {
 }
 
 fn run_with(name: &str, seed: Option<u64>) -> Report {
-    let mut r = run(scenario(name), RunOptions { seed, ..Default::default() });
+    let mut r = run(
+        scenario(name),
+        RunOptions {
+            seed,
+            ..Default::default()
+        },
+    );
     r.sim.wall_s = 0.0;
     r
 }
@@ -30,7 +36,10 @@ fn another_seed_gives_another_run() {
     let a = run_with("fault-endpoint-errors", Some(1));
     let b = run_with("fault-endpoint-errors", Some(2));
     assert_ne!(a.trace_hash, b.trace_hash);
-    assert!(a.passed && b.passed, "seeds 1 and 2 of fault-endpoint-errors must pass");
+    assert!(
+        a.passed && b.passed,
+        "seeds 1 and 2 of fault-endpoint-errors must pass"
+    );
 }
 
 #[test]
@@ -41,7 +50,10 @@ fn the_trace_is_cloudevents_json_lines_and_does_not_change_the_hash() {
     let file = std::fs::File::create(&path).unwrap();
     let traced = run(
         scenario("seed-2-pattern-to-maintenance"),
-        RunOptions { trace: Some(Box::new(std::io::BufWriter::new(file))), ..Default::default() },
+        RunOptions {
+            trace: Some(Box::new(std::io::BufWriter::new(file))),
+            ..Default::default()
+        },
     );
     let plain = run_with("seed-2-pattern-to-maintenance", None);
     assert_eq!(traced.trace_hash, plain.trace_hash);
