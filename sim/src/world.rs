@@ -124,6 +124,9 @@ pub struct WorldCounts {
     pub inspections: u64,
     pub core_crashes: u64,
     pub events_delivered: u64,
+    /// `events_delivered` per latency class (the event's `latencyclass`), indexed by
+    /// [`LatencyClass::index`]: the live view's event rates.
+    pub events_delivered_by_class: [u64; 3],
     pub calls_sent: u64,
     pub calls_dropped: u64,
     pub edge_buffered_max: u64,
@@ -477,6 +480,13 @@ impl World {
     /// The engine, when the core is up.
     pub fn engine(&self) -> Option<&plantloop_core::engine::Engine> {
         self.core.as_ref().map(|c| c.engine())
+    }
+
+    /// Until when an operator-injected outage ([`Injected::EndpointOutage`]) silences `system`,
+    /// if one is active now.
+    pub fn endpoint_outage_until(&self, system: System) -> Option<Instant> {
+        let until = self.targets[system.index()].outage_until;
+        (until > self.kernel.now()).then_some(until)
     }
 
     /// Events waiting in each plant's edge buffer.
@@ -1160,6 +1170,7 @@ impl World {
             self.write_trace(ce);
         }
         self.counts.events_delivered += 1;
+        self.counts.events_delivered_by_class[flight.event.class.index()] += 1;
         let ack = self.engine_input(now, Input::Event(flight.event.clone()));
         match ack {
             Some(Ack::Accepted | Ack::Duplicate) => {
