@@ -162,6 +162,125 @@ fn w1_holds_the_order_that_built_the_suspect_units() {
 }
 
 #[test]
+fn w1_suspect_serials_running_into_the_next_order_get_one_hold_per_order() {
+    // Found by `plantloop explore` (scenarios/regressions/hold-spanning-two-orders.toml): one hold
+    // across two orders is refused by ERP, which holds inventory per order.
+    let (mut w, _) = plant();
+    w.send(order("o-2", "O-2", 101, 200));
+    w.settle();
+    let mark = w.calls.len();
+    w.send(nc("nc-1", "NC-1", S1, 95, 105));
+    w.settle();
+    let calls = since(&w, mark);
+    assert_eq!(
+        keys(&calls),
+        [
+            "w1/NC-1/hold",
+            "w1/NC-1/order-status",
+            "w1/NC-1/hold/2",
+            "w1/NC-1/order-status/2",
+            "w1/NC-1/work-order",
+            "w1/NC-1/stop"
+        ]
+    );
+    let holds: Vec<(String, String, u64, u64)> = calls
+        .iter()
+        .filter_map(|c| match &c.request {
+            Request::PostHold(h) => Some((
+                h.id.to_string(),
+                h.order.to_string(),
+                h.serials.first(),
+                h.serials.last(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        holds,
+        [
+            ("H-NC-1".into(), "O-1".into(), 95, 100),
+            ("H2-NC-1".into(), "O-2".into(), 101, 200)
+        ]
+    );
+    // Units of either order wait behind their hold.
+    w.send(confirmation("c-1", "O-2", S1, 150, 160));
+    w.settle();
+    assert!(w.erp().find("w6/O-2/P1-L1-S1/150..=160").is_none());
+
+    // W3 waits for both holds, then releases both and resumes both orders.
+    w.send(completed("wo-1", "WO-NC-1", S1, None, vec![], vec![]));
+    w.send(disposition("d-1", "NC-1", DispositionDecision::Release));
+    w.settle();
+    let erp = w.erp().keys();
+    for k in [
+        "w3/NC-1/release",
+        "w3/NC-1/release/2",
+        "w3/NC-1/order-status",
+        "w3/NC-1/order-status/2",
+        "w6/O-2/P1-L1-S1/150..=160",
+    ] {
+        assert!(erp.contains(&k.to_owned()), "{k} missing from {erp:?}");
+    }
+    assert!(w.erp().position("w3/NC-1/release/2") < w.erp().position("w6/O-2/P1-L1-S1/150..=160"));
+    check_ledgers(&w);
+}
+
+#[test]
+fn w1_a_refused_hold_sends_what_waits_behind_it_to_the_dead_letter_queue() {
+    let (mut w, _) = plant();
+    // ERP refuses the hold, two seconds after it was asked.
+    w.set_policy(|c, _| {
+        if c.request.name() == "post_hold" {
+            Plan {
+                latency: Duration::from_secs(2),
+                ..Delivery::Conflict.into()
+            }
+        } else {
+            Delivery::Done.into()
+        }
+    });
+    w.send(nc("nc-1", "NC-1", S1, 12, 15));
+    w.run_for(Duration::from_millis(500));
+    w.send(confirmation("c-1", "O-1", S1, 11, 20)); // parked behind the pending hold
+    w.run_for(Duration::from_millis(500));
+    assert_eq!(w.engine().stats().confirmations_parked, 1);
+    w.settle();
+    let dead: Vec<(Option<String>, String)> = w
+        .engine()
+        .dead_letters()
+        .map(|d| (d.key.as_ref().map(|k| k.0.clone()), d.reason.describe()))
+        .collect();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert_eq!(dead[0].0.as_deref(), Some("w1/NC-1/hold"));
+    assert!(dead[0].1.starts_with("refused with 409"), "{}", dead[0].1);
+    assert_eq!(dead[1].0.as_deref(), Some("w6/O-1/P1-L1-S1/11..=20"));
+    assert!(
+        dead[1].1.contains("hold of NC NC-1 that ERP refused"),
+        "{}",
+        dead[1].1
+    );
+    assert!(!w.engine().dead_letters().any(|d| d.reason.is_transient()));
+
+    // The refused hold is not in force: later confirmations go through, and the parked one can be
+    // replayed by an operator.
+    w.send(confirmation("c-2", "O-1", S1, 21, 30));
+    let id = w.engine().dead_letters().nth(1).map(|d| d.id).unwrap();
+    w.settle();
+    assert_eq!(w.input(Input::ReplayDeadLetter(id)), Some(Ack::Done));
+    w.settle();
+    let erp = w.erp().keys();
+    assert!(
+        erp.contains(&"w6/O-1/P1-L1-S1/21..=30".to_owned()),
+        "{erp:?}"
+    );
+    assert!(
+        erp.contains(&"w6/O-1/P1-L1-S1/11..=20".to_owned()),
+        "{erp:?}"
+    );
+    check_ledgers(&w);
+}
+
+#[test]
 fn w1_long_nc_ids_get_distinct_holds_and_work_orders() {
     let (mut w, _) = plant();
     let a = "N".repeat(ID_LEN_MAX);

@@ -825,7 +825,13 @@ impl Engine {
                 .push(dl.id);
             self.schedule_probe(st.target);
         }
+        let owner = dl.owner.clone();
         self.record_dead_letter(dl);
+        if !transient {
+            let mut fx = Effects::default();
+            self.workflows.call_refused(&owner, &mut fx);
+            self.apply_effects(fx);
+        }
     }
 
     fn record_dead_letter(&mut self, dl: DeadLetter) {
@@ -939,6 +945,22 @@ impl Engine {
             self.next_dead_letter += 1;
             self.record_dead_letter(dl);
         }
+        for (c, detail) in fx.dead_calls {
+            let dl = DeadLetter {
+                id: self.next_dead_letter,
+                at: self.now,
+                reason: DeadLetterReason::Unprocessable { detail },
+                origin: c.origin,
+                target: Some(c.target),
+                key: Some(c.key),
+                request: Some(c.request),
+                class: c.class,
+                owner: c.owner,
+                causation: c.causation,
+            };
+            self.next_dead_letter += 1;
+            self.record_dead_letter(dl);
+        }
         for (at, slot) in fx.enrichment_timers {
             self.set_timer(at, Timer::EnrichmentExpired { nc_slot: slot });
         }
@@ -964,6 +986,9 @@ struct Effects {
     calls: Vec<NewCall>,
     /// (origin, causation, class, reason)
     unprocessable: Vec<(EventRef, Vec<EventRef>, LatencyClass, String)>,
+    /// Calls that cannot be made now and go straight to the dead-letter queue (replayable), with
+    /// the reason.
+    dead_calls: Vec<(NewCall, String)>,
     enrichment_timers: Vec<(Instant, u64)>,
 }
 

@@ -70,20 +70,29 @@ impl Registry {
         }
     }
 
-    /// The serials a containment must hold: from the first suspect serial to the end of the order
-    /// that built it (units made before the stop lands are suspect too). That order is the one whose
-    /// serials contain the first suspect serial, or else the line's active order.
-    pub fn hold_range(
+    /// The serials a containment must hold, one range per production order: every remembered
+    /// order of the line that built a suspect serial, from its first suspect serial to the order's
+    /// end (units made before the stop lands are suspect too), in serial order. ERP holds
+    /// inventory per order, so one hold cannot span two. Empty when no remembered order built any
+    /// suspect serial: the containment then waits for the order to become known.
+    pub fn hold_ranges(
         &self,
         line: &LineId,
         suspect: SerialRange,
-    ) -> Option<(ProductionOrder, SerialRange)> {
-        let order = self
-            .order_of(line, suspect.first())
-            .or_else(|| self.active_order(line))?
-            .clone();
-        let last = order.serials.last().max(suspect.last());
-        let range = SerialRange::new(suspect.first(), last).ok()?;
-        Some((order, range))
+    ) -> Vec<(ProductionOrder, SerialRange)> {
+        let Some(orders) = self.orders.get(line) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(ProductionOrder, SerialRange)> = orders
+            .iter()
+            .filter(|o| o.serials.last() >= suspect.first() && o.serials.first() <= suspect.last())
+            .filter_map(|o| {
+                let first = o.serials.first().max(suspect.first());
+                let range = SerialRange::new(first, o.serials.last()).ok()?;
+                Some((o.clone(), range))
+            })
+            .collect();
+        out.sort_by_key(|(_, r)| r.first());
+        out
     }
 }

@@ -49,6 +49,11 @@ fn derived_id(prefix: &str, id: &str) -> String {
     }
 }
 
+/// The idempotency key of a production confirmation (W6).
+fn confirmation_key(c: &ProductionConfirmation) -> String {
+    format!("w6/{}/{}/{}", c.order, c.station, c.serials)
+}
+
 /// Who is waiting for a call to finish.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum Owner {
@@ -76,9 +81,15 @@ enum StepState {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Containment {
     nc: Option<(Nonconformance, EventRef, LatencyClass)>,
-    hold: Option<Hold>,
+    /// One hold per production order the suspect serials belong to (ERP holds inventory per
+    /// order), in serial order; empty until the containment starts.
+    holds: Vec<Hold>,
     station: Option<StationId>,
     steps: [StepState; 7],
+    /// Calls of each step not yet done (a step has one call per hold or per order).
+    pending: [u32; 7],
+    /// ERP refused a hold: it is not in force, so nothing waits behind it.
+    hold_refused: bool,
     completion: Option<EventRef>,
     disposition: Option<(Disposition, EventRef, LatencyClass)>,
     waiting_slot: Option<u64>,
@@ -89,9 +100,30 @@ impl Containment {
     fn done(&self, s: Step) -> bool {
         self.steps[s.index()] == StepState::Done
     }
-    /// The hold is (about to be) in force: confirmations of its serials must wait.
+    /// The holds are (about to be) in force: confirmations of their serials must wait.
     fn hold_active(&self) -> bool {
-        self.hold.is_some() && !self.done(Step::Release)
+        !self.holds.is_empty() && !self.done(Step::Release) && !self.hold_refused
+    }
+
+    /// Whether a hold of this containment covers any of `serials`.
+    fn holds_any(&self, serials: &SerialRange) -> bool {
+        self.holds.iter().any(|h| h.serials.overlaps(serials))
+    }
+
+    /// Marks `step` pending with `calls` calls outstanding.
+    fn start(&mut self, step: Step, calls: u32) {
+        self.steps[step.index()] = StepState::Pending;
+        self.pending[step.index()] = calls;
+    }
+}
+
+/// The `n`-th (0-based) of several keys or ids of one step: the first keeps the plain form, so a
+/// containment within one order looks as it always did.
+fn nth(base: String, n: usize) -> String {
+    if n == 0 {
+        base
+    } else {
+        format!("{base}/{}", n + 1)
     }
 }
 
@@ -208,14 +240,14 @@ impl Workflows {
         let Some((nc, origin, class)) = c.nc.clone() else {
             return;
         };
-        if c.hold.is_some() {
+        if !c.holds.is_empty() {
             return;
         }
         let placed = reg.placement(&nc.station).and_then(|p| {
-            reg.hold_range(&p.line, nc.serials)
-                .map(|(o, r)| (p.clone(), o, r))
+            let ranges = reg.hold_ranges(&p.line, nc.serials);
+            (!ranges.is_empty()).then(|| (p.clone(), ranges))
         });
-        let Some((placement, order, serials)) = placed else {
+        let Some((placement, ranges)) = placed else {
             if c.waiting_slot.is_none() {
                 let slot = self.next_slot;
                 self.next_slot += 1;
@@ -228,47 +260,64 @@ impl Workflows {
         if let Some(slot) = c.waiting_slot.take() {
             self.waiting.remove(&slot);
         }
-        let hold = Hold {
-            id: HoldId::new(derived_id("H-", id.as_str())).expect("derived ids are valid"),
-            order: order.id.clone(),
-            material: order.material.clone(),
-            serials,
-            nc: id.clone(),
-        };
+        let holds: Vec<Hold> = ranges
+            .iter()
+            .enumerate()
+            .map(|(i, (order, serials))| {
+                let prefix = if i == 0 {
+                    "H-".to_owned()
+                } else {
+                    format!("H{}-", i + 1)
+                };
+                Hold {
+                    id: HoldId::new(derived_id(&prefix, id.as_str()))
+                        .expect("derived ids are valid"),
+                    order: order.id.clone(),
+                    material: order.material.clone(),
+                    serials: *serials,
+                    nc: id.clone(),
+                }
+            })
+            .collect();
         let wo = WorkOrderId::new(derived_id("WO-", id.as_str())).expect("derived ids are valid");
         self.work_order_nc.insert(wo.clone(), id.clone());
-        c.hold = Some(hold.clone());
+        c.holds = holds.clone();
         c.station = Some(nc.station.clone());
         let causes = vec![origin.clone()];
         let own = |step| Owner::Containment {
             nc: id.clone(),
             step,
         };
-        for s in [Step::Hold, Step::Interrupt, Step::WorkOrder, Step::Stop] {
-            c.steps[s.index()] = StepState::Pending;
+        let n = holds.len() as u32;
+        c.start(Step::Hold, n);
+        c.start(Step::Interrupt, n);
+        c.start(Step::WorkOrder, 1);
+        c.start(Step::Stop, 1);
+        for (i, hold) in holds.into_iter().enumerate() {
+            let order = hold.order.clone();
+            fx.call(
+                System::Erp,
+                class,
+                nth(format!("w1/{id}/hold"), i),
+                Request::PostHold(hold),
+                &origin,
+                causes.clone(),
+                own(Step::Hold),
+            );
+            fx.call(
+                System::Erp,
+                class,
+                nth(format!("w1/{id}/order-status"), i),
+                Request::SetOrderStatus {
+                    order,
+                    status: OrderStatus::QualityInterruption,
+                    reason: format!("NC {id}"),
+                },
+                &origin,
+                causes.clone(),
+                own(Step::Interrupt),
+            );
         }
-        fx.call(
-            System::Erp,
-            class,
-            format!("w1/{id}/hold"),
-            Request::PostHold(hold),
-            &origin,
-            causes.clone(),
-            own(Step::Hold),
-        );
-        fx.call(
-            System::Erp,
-            class,
-            format!("w1/{id}/order-status"),
-            Request::SetOrderStatus {
-                order: order.id.clone(),
-                status: OrderStatus::QualityInterruption,
-                reason: format!("NC {id}"),
-            },
-            &origin,
-            causes.clone(),
-            own(Step::Interrupt),
-        );
         fx.call(
             System::Cmms,
             class,
@@ -350,59 +399,58 @@ impl Workflows {
         if !ready {
             return;
         }
-        let (
-            Some((_, nc_origin, _)),
-            Some((d, d_origin, class)),
-            Some(hold),
-            Some(station),
-            Some(completion),
-        ) = (&c.nc, &c.disposition, &c.hold, &c.station, &c.completion)
+        let n = c.holds.len() as u32;
+        let (Some((_, nc_origin, _)), Some((d, d_origin, class)), Some(station), Some(completion)) =
+            (&c.nc, &c.disposition, &c.station, &c.completion)
         else {
             return;
         };
+        let (d, d_origin, class, station) = (d.clone(), d_origin.clone(), *class, station.clone());
         let causes = vec![nc_origin.clone(), completion.clone(), d_origin.clone()];
-        for s in [Step::Release, Step::ResumeOrder, Step::ResumeStation] {
-            c.steps[s.index()] = StepState::Pending;
-        }
+        c.start(Step::Release, n);
+        c.start(Step::ResumeOrder, n);
+        c.start(Step::ResumeStation, 1);
         let own = |step| Owner::Containment {
             nc: id.clone(),
             step,
         };
-        fx.call(
-            System::Erp,
-            *class,
-            format!("w3/{id}/release"),
-            Request::ReleaseHold {
-                hold: hold.id.clone(),
-                decision: d.decision,
-            },
-            d_origin,
-            causes.clone(),
-            own(Step::Release),
-        );
-        fx.call(
-            System::Erp,
-            *class,
-            format!("w3/{id}/order-status"),
-            Request::SetOrderStatus {
-                order: hold.order.clone(),
-                status: OrderStatus::Resumed,
-                reason: format!("NC {id} dispositioned"),
-            },
-            d_origin,
-            causes.clone(),
-            own(Step::ResumeOrder),
-        );
+        for (i, hold) in c.holds.iter().enumerate() {
+            fx.call(
+                System::Erp,
+                class,
+                nth(format!("w3/{id}/release"), i),
+                Request::ReleaseHold {
+                    hold: hold.id.clone(),
+                    decision: d.decision,
+                },
+                &d_origin,
+                causes.clone(),
+                own(Step::Release),
+            );
+            fx.call(
+                System::Erp,
+                class,
+                nth(format!("w3/{id}/order-status"), i),
+                Request::SetOrderStatus {
+                    order: hold.order.clone(),
+                    status: OrderStatus::Resumed,
+                    reason: format!("NC {id} dispositioned"),
+                },
+                &d_origin,
+                causes.clone(),
+                own(Step::ResumeOrder),
+            );
+        }
         fx.call(
             System::Mes,
-            *class,
+            class,
             format!("w3/{id}/resume"),
             Request::ControlStation(LineControl {
-                station: station.clone(),
+                station,
                 action: LineAction::Resume,
                 reason: format!("NC {id} dispositioned"),
             }),
-            d_origin,
+            &d_origin,
             causes,
             own(Step::ResumeStation),
         );
@@ -567,7 +615,7 @@ impl Workflows {
             }
             return;
         }
-        let key = format!("w6/{}/{}/{}", c.order, c.station, c.serials);
+        let key = confirmation_key(&c);
         fx.call(
             System::Erp,
             class,
@@ -584,9 +632,7 @@ impl Workflows {
     fn holding(&mut self, serials: &SerialRange) -> Option<&mut Containment> {
         self.containments
             .iter_mut()
-            .filter(|(_, k)| {
-                k.hold_active() && k.hold.as_ref().is_some_and(|h| h.serials.overlaps(serials))
-            })
+            .filter(|(_, k)| k.hold_active() && k.holds_any(serials))
             .min_by(|a, b| a.0.cmp(b.0))
             .map(|(_, k)| k)
     }
@@ -653,6 +699,39 @@ impl Workflows {
         );
     }
 
+    /// A call was refused for good (dead-lettered, not transient). A refused hold is not in force:
+    /// the confirmations parked behind it go to the dead-letter queue, replayable once an operator
+    /// has sorted the hold out, instead of waiting for a release that will not come.
+    pub(super) fn call_refused(&mut self, owner: &Owner, fx: &mut Effects) {
+        let Owner::Containment {
+            nc,
+            step: Step::Hold,
+        } = owner
+        else {
+            return;
+        };
+        let Some(c) = self.containments.get_mut(nc) else {
+            return;
+        };
+        c.hold_refused = true;
+        for (conf, origin) in std::mem::take(&mut c.parked) {
+            let key = confirmation_key(&conf);
+            fx.dead_calls.push((
+                super::NewCall {
+                    target: System::Erp,
+                    class: LatencyClass::Transactional,
+                    key: crate::call::IdempotencyKey(key),
+                    request: Request::ConfirmProduction(conf),
+                    origin: origin.clone(),
+                    causation: vec![origin],
+                    owner: Owner::None,
+                    needs_lookup: false,
+                },
+                format!("parked behind a hold of NC {nc} that ERP refused"),
+            ));
+        }
+    }
+
     pub(super) fn call_done(
         &mut self,
         owner: &Owner,
@@ -668,6 +747,14 @@ impl Workflows {
                 let Some(c) = self.containments.get_mut(nc) else {
                     return;
                 };
+                if *step == Step::Hold {
+                    c.hold_refused = false;
+                }
+                let left = &mut c.pending[step.index()];
+                *left = left.saturating_sub(1);
+                if *left > 0 {
+                    return;
+                }
                 c.steps[step.index()] = StepState::Done;
                 if *step == Step::Release {
                     let decision = c.disposition.as_ref().map(|(d, _, _)| d.decision);
@@ -681,7 +768,7 @@ impl Workflows {
                             other.parked.push((conf, origin));
                             continue;
                         }
-                        let key = format!("w6/{}/{}/{}", conf.order, conf.station, conf.serials);
+                        let key = confirmation_key(&conf);
                         fx.call(
                             System::Erp,
                             LatencyClass::Transactional,
