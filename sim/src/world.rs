@@ -1357,9 +1357,14 @@ impl World {
                 r
             }
             System::Mes => {
+                // A call for every plant (master data, lookups) fans out through the core's MES
+                // gateway, which answers like a proxy: the first plant's failure (a throttled
+                // SaaS MES, say) if any, so that the core retries; plants that took it already
+                // absorb the retry by its key.
                 let plants = self.mes_plants(&call.request);
                 let mut last = None;
                 let mut found = None;
+                let mut failed = None;
                 for p in plants {
                     let r = self.mes[p].apply(now, key, &call.request);
                     if let Request::LookupPosting { .. } = call.request
@@ -1367,11 +1372,16 @@ impl World {
                     {
                         found = Some(r.clone());
                     }
+                    if !r.is_success() && failed.is_none() {
+                        failed = Some(r.clone());
+                    }
                     last = Some(r);
                     self.after_mes_call(p, &call.request, now);
                     self.collect_events(System::Mes, Some(p), now);
                 }
-                found
+                let lookup = matches!(call.request, Request::LookupPosting { .. });
+                let first = if lookup { found } else { failed };
+                first
                     .or(last)
                     .unwrap_or_else(|| plantloop_mocks::Reply::invalid("station", "no plant"))
             }
@@ -1384,6 +1394,11 @@ impl World {
             Request::ControlStation(c) => {
                 if let Some(s) = self.plant.station_index(&c.station) {
                     let stopped = self.mes[p].is_stopped(&c.station);
+                    if stopped && !self.plant.stations[s].stopped {
+                        // Whatever the station makes from now on is a new span: the checker sees
+                        // exactly whether a unit was made while it was stopped.
+                        self.plant.stations[s].close_span();
+                    }
                     self.plant.stations[s].stopped = stopped;
                     let line = self.plant.stations[s].line;
                     if !stopped {
