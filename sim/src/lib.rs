@@ -6,6 +6,7 @@
 //! RNG, no iteration over unordered collections where order could leak into a run.
 
 pub mod checker;
+pub mod explore;
 pub mod kernel;
 pub mod plant;
 pub mod report;
