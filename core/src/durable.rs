@@ -66,8 +66,19 @@ impl<J: Journal> DurableEngine<J> {
                 recovery.snapshot_lsn = Some(lsn);
                 (e, lsn)
             }
-            None => (Engine::new(config, seed), 0),
+            None => (Engine::new(config.clone(), seed), 0),
         };
+        if config.has_defect(crate::sabotage::EngineDefect::NoJournalReplay) {
+            let fresh = Engine::new(config, seed);
+            let journal_ignored = DurableEngine {
+                engine: fresh,
+                journal,
+                snapshot_every,
+                since_snapshot: 0,
+                buf: Vec::new(),
+            };
+            return Ok((journal_ignored, Recovery::default()));
+        }
         let mut last_at = engine.now();
         journal.replay_after(after, &mut |lsn, bytes| {
             let r: Record = postcard::from_bytes(bytes).map_err(|e| JournalError::Corrupt {

@@ -14,6 +14,7 @@ pub mod event;
 pub mod journal;
 pub mod model;
 pub mod money;
+pub mod sabotage;
 pub mod time;
 
 pub use model::*;

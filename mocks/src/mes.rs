@@ -97,6 +97,10 @@ struct State {
     batches: FxHashMap<StationId, Batch>,
     dispatched: FxHashMap<OrderId, Receipt>,
     master: MasterData,
+    /// Deliberate defect (feature `sabotage`): stops are acknowledged and recorded, but never
+    /// reach the station.
+    #[cfg(feature = "sabotage")]
+    stop_not_enforced: bool,
 }
 
 system_of_record!(Mes, System::Mes);
@@ -126,6 +130,8 @@ impl Mes {
                 batches: FxHashMap::default(),
                 dispatched: FxHashMap::default(),
                 master: MasterData::default(),
+                #[cfg(feature = "sabotage")]
+                stop_not_enforced: false,
             },
         }
     }
@@ -331,7 +337,18 @@ impl Mes {
 
     /// True when a line-control stop holds the station.
     pub fn is_stopped(&self, station: &StationId) -> bool {
+        #[cfg(feature = "sabotage")]
+        if self.st.stop_not_enforced {
+            return false;
+        }
         self.st.stations.get(station).is_some_and(|s| s.stopped)
+    }
+
+    /// Turns on a deliberate defect: this MES acknowledges and records stops but never stops the
+    /// station (for the checker's own tests; feature `sabotage` only).
+    #[cfg(feature = "sabotage")]
+    pub fn sabotage_stop_not_enforced(&mut self) {
+        self.st.stop_not_enforced = true;
     }
 
     /// True when the station is broken down.

@@ -88,6 +88,10 @@ pub struct Config {
     pub parked_per_hold_max: usize,
     /// At most this many production orders are remembered per line.
     pub orders_per_line_max: usize,
+    /// A deliberate defect (feature `sabotage` only; see [`crate::sabotage`]).
+    #[cfg(feature = "sabotage")]
+    #[serde(default)]
+    pub defect: Option<crate::sabotage::EngineDefect>,
 }
 
 impl Default for Config {
@@ -119,11 +123,26 @@ impl Default for Config {
             dead_letter_probe_every: Duration::from_mins(5),
             parked_per_hold_max: 100_000,
             orders_per_line_max: 8,
+            #[cfg(feature = "sabotage")]
+            defect: None,
         }
     }
 }
 
 impl Config {
+    /// Whether the deliberate defect `d` is on: always `false` without the `sabotage` feature.
+    #[inline]
+    pub fn has_defect(&self, d: crate::sabotage::EngineDefect) -> bool {
+        #[cfg(feature = "sabotage")]
+        {
+            self.defect == Some(d)
+        }
+        #[cfg(not(feature = "sabotage"))]
+        {
+            let _ = d;
+            false
+        }
+    }
     pub fn target(&self, s: System) -> &TargetConfig {
         &self.targets[s.index()]
     }

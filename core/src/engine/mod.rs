@@ -34,6 +34,7 @@ use crate::audit::{AuditAction, AuditRecord, ChainHead};
 use crate::call::{Call, CallId, EventRef, IdempotencyKey, Outcome, Request};
 use crate::event::Event;
 use crate::model::{LatencyClass, System};
+use crate::sabotage::EngineDefect;
 use crate::time::{Duration, Instant};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -357,7 +358,7 @@ impl Engine {
     fn handle_event(&mut self, e: Event) -> Ack {
         let key = event_key(&e);
         self.expire_seen();
-        if self.seen.contains_key(&key) {
+        if self.seen.contains_key(&key) && !self.config.has_defect(EngineDefect::NoIngressDedupe) {
             self.stats.duplicates_absorbed += 1;
             return Ack::Duplicate;
         }
@@ -647,8 +648,14 @@ impl Engine {
                     }
                     break;
                 }
-                let Some((class, id)) =
-                    (0..3).find_map(|c| self.targets[ti].queues[c].pop_front().map(|id| (c, id)))
+                let order = if self.config.has_defect(EngineDefect::BulkFirst) {
+                    [2, 1, 0]
+                } else {
+                    [0, 1, 2]
+                };
+                let Some((class, id)) = order
+                    .into_iter()
+                    .find_map(|c| self.targets[ti].queues[c].pop_front().map(|id| (c, id)))
                 else {
                     break;
                 };
@@ -790,7 +797,11 @@ impl Engine {
             prev_hash: String::new(),
             hash: String::new(),
         };
-        self.audit_out.push_back(self.chain.link(rec));
+        let mut linked = self.chain.link(rec);
+        if self.config.has_defect(EngineDefect::AuditUnchained) {
+            linked.prev_hash = "0".repeat(linked.prev_hash.len());
+        }
+        self.audit_out.push_back(linked);
         let mut fx = Effects::default();
         self.workflows.call_done(
             &st.owner,

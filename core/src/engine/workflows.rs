@@ -8,6 +8,7 @@ use super::{Config, Effects, Registry};
 use crate::call::{EventRef, Request};
 use crate::event::{Event, EventData};
 use crate::model::*;
+use crate::sabotage::EngineDefect;
 use crate::time::Instant;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -196,10 +197,12 @@ impl Workflows {
                 let c = self.containments.entry(id.clone()).or_default();
                 if c.disposition.is_none() {
                     c.disposition = Some((d, origin, class));
-                    self.try_release(&id, fx);
+                    self.try_release(&id, cfg, fx);
                 }
             }
-            EventData::WorkOrderCompleted(w) => self.complete_work_order(w, origin, class, now, fx),
+            EventData::WorkOrderCompleted(w) => {
+                self.complete_work_order(w, origin, class, now, cfg, fx)
+            }
             EventData::AlarmRaised(a) => {
                 if a.severity < AlarmSeverity::Fault {
                     stats.alarms_filtered += 1;
@@ -221,10 +224,30 @@ impl Workflows {
                     self.retry_waiting(reg, cfg, now, fx);
                 }
                 for &consumer in r.kind().consumers() {
-                    self.sync_master_data(consumer, r.clone(), &origin, class, fx, stats);
+                    self.sync_master_data(consumer, r.clone(), &origin, class, cfg, fx, stats);
                 }
             }
-            EventData::WorkOrderCreated(_) | EventData::DowntimeClassified(_) => {}
+            EventData::WorkOrderCreated(wc) => {
+                if cfg.has_defect(EngineDefect::MaintenanceRecordedEarly)
+                    && let Some(nc) = self.work_order_nc.get(&wc.work_order)
+                {
+                    let wo = &wc.work_order;
+                    fx.call(
+                        System::Qms,
+                        class,
+                        format!("w2/{wo}/maintenance"),
+                        Request::RecordMaintenance {
+                            nc: nc.clone(),
+                            work_order: wo.clone(),
+                            root_cause: "pending".into(),
+                        },
+                        &origin,
+                        vec![origin.clone()],
+                        Owner::None,
+                    );
+                }
+            }
+            EventData::DowntimeClassified(_) => {}
         }
     }
 
@@ -326,7 +349,11 @@ impl Workflows {
                 id: wo,
                 asset: placement.asset.clone(),
                 station: nc.station.clone(),
-                kind: WorkOrderKind::Emergency,
+                kind: if cfg.has_defect(EngineDefect::WorkOrderAsBreakdown) {
+                    WorkOrderKind::Breakdown
+                } else {
+                    WorkOrderKind::Emergency
+                },
                 severity: nc.severity,
                 fault: format!(
                     "NC {id}: {} {} failures at {} (serials {})",
@@ -385,10 +412,23 @@ impl Workflows {
         }
     }
 
-    fn try_release(&mut self, id: &NcId, fx: &mut Effects) {
+    fn try_release(&mut self, id: &NcId, cfg: &Config, fx: &mut Effects) {
         let Some(c) = self.containments.get_mut(id) else {
             return;
         };
+        let unchecked = cfg.has_defect(EngineDefect::ReleaseWithoutDisposition);
+        if unchecked && let Some((nc, origin, class)) = &c.nc {
+            // The defect: make up an approval and a completion that never came.
+            c.disposition.get_or_insert_with(|| {
+                let d = Disposition {
+                    nc: nc.id.clone(),
+                    decision: DispositionDecision::Release,
+                    approved_by: "nobody".into(),
+                };
+                (d, origin.clone(), *class)
+            });
+            c.completion.get_or_insert_with(|| origin.clone());
+        }
         let ready = c.nc.is_some()
             && c.disposition.is_some()
             && c.completion.is_some()
@@ -462,6 +502,7 @@ impl Workflows {
         origin: EventRef,
         class: LatencyClass,
         now: Instant,
+        cfg: &Config,
         fx: &mut Effects,
     ) {
         if self.completed.contains_key(&w.work_order) {
@@ -516,7 +557,9 @@ impl Workflows {
             (CostKind::Parts, w.parts_cost()),
             (CostKind::Labour, w.labour_cost()),
         ] {
-            if amount == crate::Money::ZERO {
+            if amount == crate::Money::ZERO
+                || (kind == CostKind::Parts && cfg.has_defect(EngineDefect::PartsCostDropped))
+            {
                 continue;
             }
             let name = match kind {
@@ -540,7 +583,7 @@ impl Workflows {
         if let Some(nc) = nc {
             let c = self.containments.entry(nc.clone()).or_default();
             c.completion = Some(origin);
-            self.try_release(&nc, fx);
+            self.try_release(&nc, cfg, fx);
         }
     }
 
@@ -637,12 +680,14 @@ impl Workflows {
             .map(|(_, k)| k)
     }
 
+    #[allow(clippy::too_many_arguments)] // the saga's context, passed apart for the borrow checker
     fn sync_master_data(
         &mut self,
         consumer: System,
         r: MasterDataRecord,
         origin: &EventRef,
         class: LatencyClass,
+        cfg: &Config,
         fx: &mut Effects,
         stats: &mut super::Stats,
     ) {
@@ -654,7 +699,8 @@ impl Workflows {
             .applied
             .max(s.in_flight.unwrap_or(0))
             .max(s.pending.as_ref().map_or(0, |(p, _)| p.version));
-        if r.version <= newest {
+        let stuck = newest > 0 && cfg.has_defect(EngineDefect::MasterDataStuckOnFirst);
+        if r.version <= newest || stuck {
             stats.master_data_superseded += 1;
             return;
         }
@@ -780,7 +826,7 @@ impl Workflows {
                         );
                     }
                 } else {
-                    self.try_release(nc, fx);
+                    self.try_release(nc, _cfg, fx);
                 }
             }
             Owner::MasterData {

@@ -1,0 +1,31 @@
+//! Deliberate defects, each breaking one guarantee of the engine, so that plantloop's tests can
+//! show that the invariant checker catches exactly that breakage (`catches_<invariant>` tests in
+//! sim/). A defect only takes effect with the cargo feature `sabotage`, which only test builds
+//! enable: without it, [`crate::engine::Config::has_defect`] is a constant `false` and the checks
+//! compile away.
+
+use serde::{Deserialize, Serialize};
+
+/// One deliberate defect of the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EngineDefect {
+    /// Ingress forgets event ids: a redelivered event is applied again.
+    NoIngressDedupe,
+    /// W3 releases the hold as soon as the containment calls are done, without waiting for the
+    /// disposition or the work order's completion.
+    ReleaseWithoutDisposition,
+    /// W1 opens a breakdown work order instead of an emergency one.
+    WorkOrderAsBreakdown,
+    /// W2 posts the labour cost of a completed work order but not its parts cost.
+    PartsCostDropped,
+    /// W2 records the maintenance in QMS as soon as CMMS reports the work order created.
+    MaintenanceRecordedEarly,
+    /// Audit records of postings are not linked into the hash chain.
+    AuditUnchained,
+    /// W5 keeps the first version a consumer got and drops every newer one as superseded.
+    MasterDataStuckOnFirst,
+    /// The outbox sends bulk calls before critical ones.
+    BulkFirst,
+    /// Recovery ignores the journal: a restarted core forgets everything it acknowledged.
+    NoJournalReplay,
+}
