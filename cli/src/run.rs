@@ -144,6 +144,7 @@ fn run(args: RunArgs) -> Result<bool, String> {
                 seed: args.seed,
                 trace: trace_writer,
                 progress,
+                ..RunOptions::default()
             },
         );
         print_summary(&mut out, &path, &report, args.quiet).map_err(|e| format!("stdout: {e}"))?;

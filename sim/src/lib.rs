@@ -11,5 +11,7 @@ pub mod kernel;
 pub mod plant;
 pub mod report;
 pub mod runner;
+#[cfg(feature = "sabotage")]
+pub mod sabotage;
 pub mod scenario;
 pub mod world;

@@ -17,6 +17,9 @@ pub struct RunOptions {
     pub trace: Option<Box<dyn std::io::Write + Send>>,
     /// Called with the fraction of simulated time done, about a hundred times per run.
     pub progress: Option<Box<dyn FnMut(f64)>>,
+    /// A deliberate defect to run with (feature `sabotage`, for the checker's own tests).
+    #[cfg(feature = "sabotage")]
+    pub defect: Option<crate::sabotage::Defect>,
 }
 
 /// Runs `scenario` and judges it. `wall_s` is the only field that is not reproducible.
@@ -24,6 +27,10 @@ pub fn run(scenario: Scenario, opts: RunOptions) -> Report {
     let started = std::time::Instant::now();
     let seed = opts.seed.unwrap_or(scenario.seed);
     let mut world = World::new(scenario, seed, opts.trace);
+    #[cfg(feature = "sabotage")]
+    if let Some(d) = opts.defect {
+        world.sabotage(d);
+    }
     world.start();
     let total = world.duration_end() + world.scenario.drain;
     if let Some(mut progress) = opts.progress {

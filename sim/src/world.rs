@@ -40,6 +40,9 @@ const SERVICE_TIME: Duration = Duration::from_millis(15);
 /// A sender that got no acknowledgement tries again after this (doubling, capped).
 const RESEND_BASE: Duration = Duration::from_secs(2);
 const RESEND_CAP: Duration = Duration::from_secs(60);
+/// Events one plant's edge agent buffers at most during a WAN outage; beyond it the edge refuses
+/// and the source keeps the event and offers it again after [`RESEND_BASE`].
+const EDGE_BUFFER_EVENTS_MAX: usize = 2_000_000;
 /// Edge agents forward buffered events this far apart, in order.
 const EDGE_SPACING: Duration = Duration::from_millis(1);
 /// The characteristic every station inspects.
@@ -160,6 +163,9 @@ pub struct World {
     flights: FxHashMap<u64, Flight>,
     next_flight: u64,
     edge_buffers: Vec<VecDeque<u64>>,
+    /// Deliberate defect: the edge drops events beyond this many (feature `sabotage`).
+    #[cfg(feature = "sabotage")]
+    edge_drop_capacity: Option<usize>,
     calls_in_transit: FxHashMap<u64, Call>,
     next_transit: u64,
     targets: [Target; 4],
@@ -330,6 +336,8 @@ impl World {
             flights: FxHashMap::default(),
             next_flight: 1,
             edge_buffers,
+            #[cfg(feature = "sabotage")]
+            edge_drop_capacity: None,
             calls_in_transit: FxHashMap::default(),
             next_transit: 1,
             targets,
@@ -354,6 +362,32 @@ impl World {
     }
 
     // ---- public driving API ----------------------------------------------------------------------
+
+    /// Turns on a deliberate defect (feature `sabotage`, for the checker's own tests). Call it
+    /// before [`World::start`].
+    #[cfg(feature = "sabotage")]
+    pub fn sabotage(&mut self, defect: crate::sabotage::Defect) {
+        use crate::sabotage::Defect;
+        match defect {
+            Defect::Engine(d) => {
+                self.engine_config.defect = Some(d);
+                let (core, _) = DurableEngine::open(
+                    MemoryJournal::new(),
+                    self.engine_config.clone(),
+                    self.engine_seed,
+                    SNAPSHOT_EVERY,
+                )
+                .expect("a fresh in-memory journal opens");
+                self.core = Some(core);
+            }
+            Defect::MesStopNotEnforced => {
+                for m in &mut self.mes {
+                    m.sabotage_stop_not_enforced();
+                }
+            }
+            Defect::EdgeDropsWhenFull { capacity } => self.edge_drop_capacity = Some(capacity),
+        }
+    }
 
     /// Schedules the run's opening: master data, first orders, drifts, faults, breakdowns.
     pub fn start(&mut self) {
@@ -1133,6 +1167,19 @@ impl World {
     }
 
     fn buffer_at_edge(&mut self, plant: usize, flight: u64) {
+        #[cfg(feature = "sabotage")]
+        if let Some(cap) = self.edge_drop_capacity
+            && self.edge_buffers[plant].len() >= cap
+        {
+            self.flights.remove(&flight);
+            return;
+        }
+        if self.edge_buffers[plant].len() >= EDGE_BUFFER_EVENTS_MAX {
+            // Full: the source keeps the event and offers it again later.
+            let at = self.kernel.now() + RESEND_BASE;
+            self.kernel.schedule_at(at, Ev::Deliver(flight));
+            return;
+        }
         self.edge_buffers[plant].push_back(flight);
         self.counts.edge_buffered_max = self
             .counts

@@ -1,0 +1,283 @@
+//! The checker can fail: for each invariant id, a small scenario run against a deliberately broken
+//! engine, mock or edge agent (feature `sabotage`) is reported by exactly that invariant, while the
+//! same scenario without the defect passes every invariant.
+
+use plantloop_sim::explore::failed_ids;
+use plantloop_sim::report::Report;
+use plantloop_sim::runner::{RunOptions, run};
+use plantloop_sim::sabotage::{Defect, EngineDefect};
+use plantloop_sim::scenario::Scenario;
+
+/// One plant, one line of four stations, a tool drifting at station 2 from 2 h: one NC, its
+/// containment, repair, disposition and release, with parts and labour costs.
+const BASE: &str = r#"
+[scenario]
+name = "catches"
+seed = 7
+duration = "12h"
+drain = "1d"
+
+[[plant]]
+id = "P1"
+lines = 1
+stations_per_line = 4
+cycle_time = "60s"
+inspection = { sample_rate = 1.0, defect_rate = 0.0 }
+orders = { size = 300, material = "ASSY-100" }
+maintenance = { labor_rate = 85.0, parts = [ { part = "TORQUE-HEAD", unit_cost = 412.50 } ] }
+
+[[drift]]
+station = "P1-L1-S2"
+at = "2h"
+defect_rate = 0.5
+
+"#;
+
+/// The objectives of a fault-free run.
+const SLO: &str = r#"slo = { critical_p99 = "5s", transactional_p99 = "2m" }"#;
+
+fn scenario(extra: &str, slo: &str) -> Scenario {
+    let text = format!("{BASE}\n{extra}\n[expect]\ninvariants = [\"all\"]\n{slo}\n");
+    Scenario::from_str(&text, "catches.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run_with(s: &Scenario, defect: Option<Defect>) -> Report {
+    run(
+        s.clone(),
+        RunOptions {
+            defect,
+            ..RunOptions::default()
+        },
+    )
+}
+
+/// Runs `extra` on top of [`BASE`] without and with `defect`: the first passes everything, the
+/// second fails exactly `id`, with violations that name what broke.
+fn catches(extra: &str, defect: Defect, id: &str) -> Report {
+    catches_with_slo(extra, SLO, defect, id)
+}
+
+/// [`catches`] with other latency objectives.
+fn catches_with_slo(extra: &str, slo: &str, defect: Defect, id: &str) -> Report {
+    let s = scenario(extra, slo);
+    let clean = run_with(&s, None);
+    assert!(
+        failed_ids(&clean).is_empty(),
+        "the control run fails {:?} (seed={}): {:#?}",
+        failed_ids(&clean),
+        clean.seed,
+        clean
+            .invariants
+            .iter()
+            .filter(|i| !i.passed)
+            .collect::<Vec<_>>()
+    );
+    assert!(clean.counts.nonconformances >= 1 && clean.counts.releases >= 1);
+    let broken = run_with(&s, Some(defect));
+    assert_eq!(
+        failed_ids(&broken),
+        [id],
+        "{defect:?} (seed={}): {:#?}",
+        broken.seed,
+        broken
+            .invariants
+            .iter()
+            .filter(|i| !i.passed)
+            .collect::<Vec<_>>()
+    );
+    let verdict = broken
+        .invariants
+        .iter()
+        .find(|i| i.id == id)
+        .expect("judged");
+    assert!(!verdict.violations.is_empty() && verdict.violations_total >= 1);
+    broken
+}
+
+fn violation(r: &Report, id: &str) -> serde_json::Value {
+    r.invariants
+        .iter()
+        .find(|i| i.id == id)
+        .expect("judged")
+        .violations[0]
+        .clone()
+}
+
+#[test]
+fn catches_no_duplicate_postings() {
+    // A legacy ERP ignores idempotency keys; MES delivers confirmations twice. Without ingress
+    // dedupe, the second copy is posted again.
+    let r = catches(
+        r#"
+[systems]
+erp = "legacy"
+
+[[fault]]
+kind = "duplicate-delivery"
+system = "mes"
+probability = 0.5
+"#,
+        Defect::Engine(EngineDefect::NoIngressDedupe),
+        "no-duplicate-postings",
+    );
+    let v = violation(&r, "no-duplicate-postings");
+    assert_eq!(v["system"], "erp");
+    assert!(v["count"].as_u64().unwrap() >= 2, "{v}");
+}
+
+#[test]
+fn catches_hold_before_release() {
+    let r = catches(
+        "",
+        Defect::Engine(EngineDefect::ReleaseWithoutDisposition),
+        "hold-before-release",
+    );
+    let v = violation(&r, "hold-before-release");
+    assert!(v["release_at_s"].as_f64().is_some(), "{v}");
+    assert!(
+        v["disposition_at_s"].is_null() || !v["open_work_orders"].as_array().unwrap().is_empty(),
+        "{v}"
+    );
+}
+
+#[test]
+fn catches_containment() {
+    let r = catches(
+        "",
+        Defect::Engine(EngineDefect::WorkOrderAsBreakdown),
+        "containment",
+    );
+    let v = violation(&r, "containment");
+    assert_eq!(v["emergency_work_orders"], 0, "{v}");
+    assert_eq!(v["station"], "P1-L1-S2");
+}
+
+#[test]
+fn catches_no_production_while_stopped() {
+    let r = catches(
+        "",
+        Defect::MesStopNotEnforced,
+        "no-production-while-stopped",
+    );
+    let v = violation(&r, "no-production-while-stopped");
+    assert_eq!(v["station"], "P1-L1-S2");
+    assert!(v["units_in_span"].as_u64().unwrap() >= 1, "{v}");
+}
+
+#[test]
+fn catches_cost_capture() {
+    let r = catches(
+        "",
+        Defect::Engine(EngineDefect::PartsCostDropped),
+        "cost-capture",
+    );
+    let v = violation(&r, "cost-capture");
+    assert_eq!(v["erp_parts"], "0.00", "{v}");
+    assert_ne!(v["cmms_parts"], "0.00", "{v}");
+}
+
+#[test]
+fn catches_no_lost_events() {
+    // A 4-hour WAN outage: the edge must buffer everything MES emits meanwhile (and the
+    // objectives allow for the outage).
+    let r = catches_with_slo(
+        r#"
+[[fault]]
+kind = "wan-outage"
+plant = "P1"
+at = "4h"
+for = "4h"
+"#,
+        r#"slo = { critical_p99 = "5h", transactional_p99 = "5h" }"#,
+        Defect::EdgeDropsWhenFull { capacity: 5 },
+        "no-lost-events",
+    );
+    let v = violation(&r, "no-lost-events");
+    assert!(
+        v["event"].as_str().unwrap().starts_with("/plants/P1/mes#"),
+        "{v}"
+    );
+}
+
+#[test]
+fn catches_causal_order() {
+    let r = catches(
+        "",
+        Defect::Engine(EngineDefect::MaintenanceRecordedEarly),
+        "causal-order",
+    );
+    let v = violation(&r, "causal-order");
+    assert_eq!(v["effect"], "maintenance recorded in QMS", "{v}");
+}
+
+#[test]
+fn catches_audit_chain() {
+    let r = catches(
+        "",
+        Defect::Engine(EngineDefect::AuditUnchained),
+        "audit-chain",
+    );
+    let v = violation(&r, "audit-chain");
+    assert!(v["audit_seq"].as_u64().is_some(), "{v}");
+}
+
+#[test]
+fn catches_master_data_monotonic() {
+    // Twelve placement versions for four stations: every consumer must end on version 4.
+    let r = catches(
+        r#"
+[[masterdata]]
+at = "1h"
+kind = "asset"
+count = 12
+"#,
+        Defect::Engine(EngineDefect::MasterDataStuckOnFirst),
+        "master-data-monotonic",
+    );
+    let v = violation(&r, "master-data-monotonic");
+    assert_eq!(v["kind"], "asset", "{v}");
+}
+
+#[test]
+fn catches_slo() {
+    // A throttled MES and a big material release just before the NC: the stop must overtake the
+    // bulk backlog.
+    let r = catches(
+        r#"
+[[fault]]
+kind = "endpoint-throttle"
+system = "mes"
+limit_per_s = 20
+
+[[masterdata]]
+at = "1h55m"
+kind = "material"
+count = 20000
+"#,
+        Defect::Engine(EngineDefect::BulkFirst),
+        "slo",
+    );
+    let v = violation(&r, "slo");
+    assert_eq!(v["class"], "critical", "{v}");
+}
+
+#[test]
+fn catches_a_journal_that_is_not_replayed_after_a_crash() {
+    // The core crashes after the NC was contained and restarts without replaying its journal: it
+    // forgets the containment, so the approved disposition never releases the hold (no-lost-events),
+    // and its audit chain starts over (audit-chain).
+    let s = scenario(
+        r#"
+[[fault]]
+kind = "core-crash"
+at = "3h"
+downtime = "1m"
+"#,
+        SLO,
+    );
+    assert!(failed_ids(&run_with(&s, None)).is_empty());
+    let broken = run_with(&s, Some(Defect::Engine(EngineDefect::NoJournalReplay)));
+    assert_eq!(failed_ids(&broken), ["no-lost-events", "audit-chain"]);
+    let v = violation(&broken, "no-lost-events");
+    assert_eq!(v["holds_not_released"][0], "H-NC-000001", "{v}");
+}
