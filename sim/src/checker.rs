@@ -508,6 +508,54 @@ fn no_lost_events(w: &World) -> Verdict {
             }));
         }
     }
+    // Every approved disposition of a contained NC released its holds in ERP, or the release
+    // sits in the dead-letter queue: the disposition event was applied, not just acknowledged.
+    let mut holds_of: FxHashMap<&NcId, Vec<&HoldId>> = FxHashMap::default();
+    let mut released: FxHashSet<&HoldId> = FxHashSet::default();
+    for e in integration(w.erp.ledger()) {
+        match &e.posting {
+            Posting::HoldPosted(h) => holds_of.entry(&h.nc).or_default().push(&h.id),
+            Posting::HoldReleased { hold, .. } => {
+                released.insert(hold);
+            }
+            _ => {}
+        }
+    }
+    let release_dead: FxHashSet<HoldId> = w
+        .engine()
+        .map(|e| {
+            e.dead_letters()
+                .filter_map(|d| match &d.request {
+                    Some(plantloop_core::call::Request::ReleaseHold { hold, .. }) => {
+                        Some(hold.clone())
+                    }
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for e in w.qms.ledger().entries() {
+        let Posting::DispositionApproved(d) = &e.posting else {
+            continue;
+        };
+        let Some(holds) = holds_of.get(&d.nc) else {
+            continue;
+        };
+        v.check();
+        let open: Vec<&str> = holds
+            .iter()
+            .filter(|h| !released.contains(**h) && !release_dead.contains(**h))
+            .map(|h| h.as_str())
+            .collect();
+        if !open.is_empty() {
+            v.violate(json!({
+                "nc": d.nc.as_str(),
+                "disposition_at_s": secs(e.at),
+                "holds_not_released": open,
+                "where": "disposition approved, hold neither released nor in the dead-letter queue",
+            }));
+        }
+    }
     if let Some(engine) = w.engine() {
         for d in engine.dead_letters() {
             v.check();
