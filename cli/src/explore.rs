@@ -68,6 +68,18 @@ fn explore(args: ExploreArgs) -> Result<bool, String> {
     if args.seeds == 0 {
         return Err("--seeds: must be at least 1".into());
     }
+    if args
+        .start
+        .checked_add(args.seeds - 1)
+        .is_none_or(|last| last > plantloop_sim::scenario::SEED_MAX)
+    {
+        return Err(format!(
+            "--start {} --seeds {}: seeds must stay within 0..={} (scenario files store them as TOML integers)",
+            args.start,
+            args.seeds,
+            plantloop_sim::scenario::SEED_MAX
+        ));
+    }
     if args.jobs == Some(0) {
         return Err("--jobs: must be at least 1".into());
     }

@@ -129,3 +129,115 @@ fn help_describes_every_flag() {
         assert!(t.contains(flag), "{flag} missing from help:\n{t}");
     }
 }
+
+// ---- explore ----------------------------------------------------------------------------------
+
+#[test]
+fn explore_passing_seeds_exits_0_with_a_json_summary_that_does_not_depend_on_jobs() {
+    let d = tmp("explore-pass");
+    let mut outs = Vec::new();
+    for jobs in ["1", "2"] {
+        let json = d.join(format!("x{jobs}.json"));
+        let o = bin()
+            .args(["explore", "--seeds", "6", "--start", "100", "--jobs", jobs])
+            .arg("--json")
+            .arg(&json)
+            .arg("--out")
+            .arg(d.join("failures"))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert!(
+            text(&o).contains("explored 6 seed(s) 100..106"),
+            "{}",
+            text(&o)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(
+            (v["passed"].as_u64(), v["failed"].as_u64()),
+            (Some(6), Some(0))
+        );
+        outs.push(v["events"].clone());
+    }
+    assert_eq!(outs[0], outs[1], "the same seeds ran the same events");
+}
+
+#[test]
+fn explore_shards_split_the_range() {
+    let o = bin()
+        .args([
+            "explore", "--seeds", "9", "--start", "3", "--shard", "2/3", "--jobs", "1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("explored 3 seed(s) 6..9 (shard 2/3)"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn explore_a_failure_exits_1_with_the_seed_and_a_reproducer_that_fails_the_same_way() {
+    // A base whose critical objective no run can meet; seed 100's variation has no fault, so
+    // explore adds no allowance to the objective.
+    let d = tmp("explore-fail");
+    let base = d.join("tight.toml");
+    let text_of_base = std::fs::read_to_string(scenarios().join("torque-drift-containment.toml"))
+        .unwrap()
+        .replace("critical_p99 = \"5s\"", "critical_p99 = \"1ms\"");
+    assert!(text_of_base.contains("\"1ms\""));
+    std::fs::write(&base, text_of_base).unwrap();
+    let out = d.join("failures");
+    let o = bin()
+        .args([
+            "explore",
+            "--seeds",
+            "1",
+            "--start",
+            "100",
+            "--shrink-runs",
+            "30",
+        ])
+        .arg("--scenario")
+        .arg(&base)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("FAIL seed=100  slo"), "{t}");
+    assert!(t.contains("reproduce with: plantloop run"), "{t}");
+    let repro = out.join("explore-torque-drift-containment-seed-100.toml");
+    assert!(repro.is_file(), "{t}");
+    let o = bin().arg("run").arg(&repro).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("FAIL   slo") || text(&o).contains("FAIL slo"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn explore_bad_flags_exit_2_naming_the_flag() {
+    for (args, needle) in [
+        (vec!["explore", "--seeds", "5", "--shard", "4/3"], "--shard"),
+        (vec!["explore", "--seeds", "0"], "--seeds"),
+        (vec!["explore", "--seeds", "2", "--jobs", "0"], "--jobs"),
+        (
+            vec!["explore", "--seeds", "2", "--start", "9223372036854775807"],
+            "--start",
+        ),
+        (
+            vec!["explore", "--seeds", "2", "--scenario", "/nonexistent.toml"],
+            "/nonexistent.toml",
+        ),
+    ] {
+        let o = bin().args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(needle), "{args:?}: {}", text(&o));
+    }
+}

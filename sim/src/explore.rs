@@ -785,6 +785,51 @@ pub fn explore(
     }
 }
 
+/// proptest strategies of scenarios (feature `proptest`): a variation per seed, with the topology,
+/// the fault mix and the duration as separate values so that proptest shrinks them towards a
+/// small plant with few faults.
+#[cfg(feature = "proptest")]
+pub mod strategy {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Scenarios around `base`: each a valid variation (see [`vary`]), cut down to at most the
+    /// drawn number of plants, lines and stations, only the drawn fault kinds, and at most the
+    /// drawn duration.
+    pub fn scenarios(base: Scenario) -> impl Strategy<Value = Scenario> {
+        let kinds = crate::scenario::FAULT_KINDS.len();
+        (
+            0..=crate::scenario::SEED_MAX,
+            1..=VARY_PLANTS_MAX,
+            1..=VARY_LINES_MAX,
+            1..=VARY_STATIONS_MAX,
+            0u32..(1 << kinds),
+            1u64..=base.duration.as_secs().div_ceil(3600).max(1),
+        )
+            .prop_map(move |(seed, plants, lines, stations, mask, hours)| {
+                let mut s = vary(&base, seed);
+                s.plants.truncate(plants);
+                for p in &mut s.plants {
+                    p.lines = p.lines.min(lines);
+                    p.stations_per_line = p.stations_per_line.min(stations);
+                }
+                let ids: Vec<PlantId> = s.plants.iter().map(|p| p.id.clone()).collect();
+                s.faults.retain(|f| {
+                    let kind = crate::scenario::FAULT_KINDS
+                        .iter()
+                        .position(|k| *k == f.kind())
+                        .expect("a known kind");
+                    mask & (1 << kind) != 0 && f.plant().is_none_or(|p| ids.contains(p))
+                });
+                retain_existing_stations(&mut s);
+                let d = Duration::from_hours(hours).min(s.duration);
+                cut_duration(&mut s, d);
+                s.expect.slo = fault_tolerant_slo(&base.expect.slo, &s.faults);
+                s
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
