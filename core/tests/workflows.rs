@@ -575,6 +575,31 @@ fn w3_after_everything_releases_resumes_the_order_and_the_station() {
 }
 
 #[test]
+fn w3_a_station_stopped_for_two_ncs_resumes_only_when_both_are_released() {
+    // Found by `plantloop explore` (scenarios/regressions/second-nc-at-a-stopped-station.toml):
+    // releasing the first NC resumed the station while the second was still open.
+    let (mut w, _) = plant();
+    w.send(nc("nc-1", "NC-1", S1, 12, 15));
+    w.send(nc("nc-2", "NC-2", S1, 40, 45));
+    w.settle();
+    w.send(completed("wo-1", "WO-NC-1", S1, None, vec![], vec![]));
+    w.send(disposition("d-1", "NC-1", DispositionDecision::Release));
+    w.settle();
+    let mes = w.mes().keys();
+    assert!(w.erp().find("w3/NC-1/release").is_some());
+    assert!(!mes.contains(&"w3/NC-1/resume".to_owned()), "{mes:?}");
+    assert!(!mes.iter().any(|k| k.ends_with("/resume")), "{mes:?}");
+
+    w.send(completed("wo-2", "WO-NC-2", S1, None, vec![], vec![]));
+    w.send(disposition("d-2", "NC-2", DispositionDecision::Release));
+    w.settle();
+    let mes = w.mes().keys();
+    assert!(mes.contains(&"w3/NC-2/resume".to_owned()), "{mes:?}");
+    assert!(w.erp().find("w3/NC-2/release").is_some());
+    check_ledgers(&w);
+}
+
+#[test]
 fn w3_disposition_before_the_nc_waits_for_it() {
     let (mut w, mark) = plant();
     w.send(disposition("d-1", "NC-1", DispositionDecision::Release));

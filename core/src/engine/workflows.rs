@@ -413,6 +413,19 @@ impl Workflows {
     }
 
     fn try_release(&mut self, id: &NcId, cfg: &Config, fx: &mut Effects) {
+        // A station stop is shared by every containment at that station: only the last one to be
+        // released resumes it, or an earlier release would restart a station whose other NC is
+        // still open.
+        let station_still_contained = self.containments.get(id).is_some_and(|c| {
+            c.station.as_ref().is_some_and(|st| {
+                self.containments.iter().any(|(other, k)| {
+                    other != id
+                        && k.station.as_ref() == Some(st)
+                        && !k.holds.is_empty()
+                        && k.steps[Step::Release.index()] == StepState::Idle
+                })
+            })
+        });
         let Some(c) = self.containments.get_mut(id) else {
             return;
         };
@@ -449,7 +462,11 @@ impl Workflows {
         let causes = vec![nc_origin.clone(), completion.clone(), d_origin.clone()];
         c.start(Step::Release, n);
         c.start(Step::ResumeOrder, n);
-        c.start(Step::ResumeStation, 1);
+        if station_still_contained {
+            c.steps[Step::ResumeStation.index()] = StepState::Done;
+        } else {
+            c.start(Step::ResumeStation, 1);
+        }
         let own = |step| Owner::Containment {
             nc: id.clone(),
             step,
@@ -480,6 +497,9 @@ impl Workflows {
                 causes.clone(),
                 own(Step::ResumeOrder),
             );
+        }
+        if station_still_contained {
+            return;
         }
         fx.call(
             System::Mes,
