@@ -284,7 +284,14 @@ fn containment(w: &World) -> Verdict {
             _ => None,
         })
         .collect();
-    for (i, (nc, at)) in ncs.iter().enumerate() {
+    let stops = stop_intervals(w);
+    let mut releases_of: FxHashMap<&NcId, Instant> = FxHashMap::default();
+    for e in integration(w.erp.ledger()) {
+        if let Posting::HoldReleased { nc, .. } = &e.posting {
+            releases_of.entry(nc).or_insert(e.at);
+        }
+    }
+    for (nc, at) in &ncs {
         v.check();
         // One hold per production order (ERP holds per order), together covering the serials.
         let mut mine: Vec<&Hold> = holds.iter().filter(|h| h.nc == nc.id).copied().collect();
@@ -307,21 +314,14 @@ fn containment(w: &World) -> Verdict {
                     && Some(&wo.asset) == asset.as_ref()
             })
             .count();
-        // Stops of the station from this NC until the next NC at the same station.
-        let until = ncs[i + 1..]
-            .iter()
-            .find(|(n, _)| n.station == nc.station)
-            .map_or(Instant::MAX, |(_, t)| *t);
-        let plant = w
-            .plant
-            .station_index(&nc.station)
-            .map(|s| w.plant.stations[s].plant);
-        let stops = plant.map_or(0, |p| {
-            integration(w.mes[p].ledger())
-                .filter(|e| e.at >= *at && e.at < until)
-                .filter(|e| matches!(&e.posting, Posting::StationStopped { station, .. } if *station == nc.station))
-                .count()
-        });
+        // MES had the station stopped at some time while the NC was open (from its creation to
+        // the first release of its holds): a stop already in force for another NC at the same
+        // station counts, as it physically keeps the station stopped.
+        let released_at = releases_of.get(&nc.id).copied().unwrap_or(Instant::MAX);
+        let stopped = stops
+            .get(&nc.station)
+            .is_some_and(|iv| iv.iter().any(|&(from, to)| from <= released_at && to > *at));
+        let stops = usize::from(stopped);
         if n_holds == 0 || !one_per_order || !covered || n_wos != 1 || stops != 1 {
             v.violate(json!({
                 "nc": nc.id.as_str(),
@@ -332,7 +332,7 @@ fn containment(w: &World) -> Verdict {
                 "hold_orders": orders.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
                 "holds_cover_serials": covered,
                 "emergency_work_orders": n_wos,
-                "station_stops": stops,
+                "station_stopped_while_open": stops == 1,
             }));
         }
     }
