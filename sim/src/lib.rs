@@ -7,6 +7,8 @@
 
 pub mod checker;
 pub mod kernel;
+pub mod live;
+pub mod observe;
 pub mod plant;
 pub mod report;
 pub mod runner;
