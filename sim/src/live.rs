@@ -245,14 +245,15 @@ impl LiveRun {
     }
 
     /// Processes at most `events_max` kernel events with time ≤ `until` (capped at the end of the
-    /// run). When fewer were due, the clock moves to `until`. Returns the events processed. When
+    /// run; a `until` in the past counts as now). When fewer were due, the clock moves to `until`. Returns the events processed. When
     /// the clock reaches the end, the run finishes (processing whatever else is due then) and is
     /// judged.
     pub fn advance(&mut self, until: Instant, events_max: u64) -> u64 {
         if self.report.is_some() {
             return 0;
         }
-        let until = until.min(self.end());
+        // Never backwards: a target in the past only processes what is due now.
+        let until = until.min(self.end()).max(self.world.now());
         let mut n = 0;
         while n < events_max {
             if !self.world.step(until) {

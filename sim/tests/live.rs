@@ -329,6 +329,11 @@ fn single_steps_move_one_kernel_event_at_a_time() {
     assert!(live.step());
     assert_eq!(live.world().events_processed(), before + 1);
     assert!(live.now() >= t0);
+    // A target in the past moves nothing backwards.
+    let (now, n) = (live.now(), live.world().events_processed());
+    live.run_until(at("30m"));
+    assert_eq!(live.now(), now);
+    assert_eq!(live.world().events_processed(), n);
     live.finish();
     assert!(!live.step(), "nothing after the end");
 }
