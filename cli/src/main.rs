@@ -2,6 +2,7 @@
 //! files, runs, prints and maps results to exit codes (0 held, 1 fell short, 2 unusable input).
 
 mod run;
+mod tui;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -18,6 +19,8 @@ struct Cli {
 enum Command {
     /// Run scenario files (a folder runs every *.toml in it, sorted) and judge every invariant.
     Run(run::RunArgs),
+    /// Watch one scenario run live in the terminal; pause, change speed and inject faults.
+    Tui(tui::TuiArgs),
 }
 
 /// Exit code for input that could not be used (spec/cli.md).
@@ -36,5 +39,6 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => run::main(args),
+        Command::Tui(args) => tui::main(args),
     }
 }

@@ -144,6 +144,8 @@ pub struct App {
     pub notices: VecDeque<String>,
     /// Frames drawn per wall second lately.
     pub fps: f64,
+    /// Frames drawn so far.
+    pub frames: u64,
     /// Simulated seconds per wall second achieved lately.
     pub sim_rate: f64,
     pub quit: bool,
@@ -162,6 +164,7 @@ impl App {
             help: false,
             notices: VecDeque::new(),
             fps: 0.0,
+            frames: 0,
             sim_rate: 0.0,
             quit: false,
         }

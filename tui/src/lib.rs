@@ -132,6 +132,7 @@ fn frames<B: Backend>(
             terminal.draw(|f| ui::render(f, app)).map_err(draw_error)?;
             fps.frame(now);
             app.fps = fps.rate;
+            app.frames += 1;
             next_frame = now + FRAME;
         }
         let wait = next_frame.saturating_duration_since(Wall::now());
