@@ -398,15 +398,17 @@ impl SimThread {
     }
 
     /// Leaves a snapshot in the mailbox: when the UI took the last one, or (`force`) whenever
-    /// something changed, and always with pending notices.
+    /// something changed, and always with pending notices. The snapshot is built outside the
+    /// lock, so the UI never waits for it.
     fn publish(&mut self, force: bool) {
-        let mut mb = self.mailbox.lock().unwrap_or_else(|p| p.into_inner());
-        let build = self.dirty && (!mb.full || force);
-        if !build && self.notices.is_empty() {
+        let taken = !self.mailbox.lock().unwrap_or_else(|p| p.into_inner()).full;
+        let observation = (self.dirty && (taken || force)).then(|| self.live.observe());
+        if observation.is_none() && self.notices.is_empty() {
             return;
         }
-        if build {
-            mb.update.observation = Some(self.live.observe());
+        let mut mb = self.mailbox.lock().unwrap_or_else(|p| p.into_inner());
+        if observation.is_some() {
+            mb.update.observation = observation;
             self.dirty = false;
         }
         mb.update.notices.append(&mut self.notices);

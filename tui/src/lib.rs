@@ -133,7 +133,12 @@ fn frames<B: Backend>(
             fps.frame(now);
             app.fps = fps.rate;
             app.frames += 1;
-            next_frame = now + FRAME;
+            // On a fixed grid, so that late wake-ups do not drift the frame rate down; after a
+            // stall, start afresh.
+            next_frame += FRAME;
+            if next_frame <= now {
+                next_frame = now + FRAME;
+            }
         }
         let wait = next_frame.saturating_duration_since(Wall::now());
         match next_event(app, wait)? {
