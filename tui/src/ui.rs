@@ -608,6 +608,14 @@ fn render_timeline(frame: &mut Frame, area: Rect, o: &Observation, t: Option<&Ti
         Layout::vertical([Constraint::Length(4), Constraint::Min(0)]).areas(inner);
     frame.render_widget(Paragraph::new(head), top);
     let start = t.at[Step::Nc.index()];
+    // A bar per step on a linear time axis from the NC to the latest step, when there is room.
+    let fixed: u16 = 1 + 12 + 6 + 15 + 9 + 2 * 5;
+    let bar_w = table_area.width.saturating_sub(fixed) as usize;
+    let last = t.at.iter().flatten().max().copied();
+    let span_us = match (start, last) {
+        (Some(s), Some(l)) => l.saturating_since(s).as_micros().max(1),
+        _ => 1,
+    };
     let rows = Step::ALL.iter().map(|s| {
         let at = t.at[s.index()];
         let (when, since, style) = match (at, start) {
@@ -622,27 +630,45 @@ fn render_timeline(frame: &mut Frame, area: Rect, o: &Observation, t: Option<&Ti
                 Style::new().dark_gray(),
             ),
         };
-        Row::new([
+        let mut cells = vec![
             Cell::from(if at.is_some() { "■" } else { "·" }),
             Cell::from(s.name()),
             Cell::from(step_system(*s)),
             Cell::from(when),
             Cell::from(since),
-        ])
-        .style(style)
+        ];
+        if bar_w >= 10 {
+            let bar = match (at, start) {
+                (Some(at), Some(start)) => {
+                    let x = at.saturating_since(start).as_micros() as f64 / span_us as f64;
+                    let pos = (x * (bar_w - 1) as f64).round() as usize;
+                    format!("{}●", "─".repeat(pos.min(bar_w - 1)))
+                }
+                _ => String::new(),
+            };
+            cells.push(Cell::from(bar));
+        }
+        Row::new(cells).style(style)
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(1),
-            Constraint::Length(12),
-            Constraint::Length(6),
-            Constraint::Length(15),
-            Constraint::Min(8),
-        ],
-    )
-    .header(Row::new(["", "step", "system", "simulated time", "since NC"]).bold())
-    .column_spacing(2);
+    let mut widths = vec![
+        Constraint::Length(1),
+        Constraint::Length(12),
+        Constraint::Length(6),
+        Constraint::Length(15),
+        Constraint::Length(9),
+    ];
+    let mut header = vec!["", "step", "system", "simulated time", "since NC"];
+    if bar_w >= 10 {
+        widths.push(Constraint::Min(10));
+        header.push(if bar_w >= 40 {
+            "time line (linear, NC → latest step)"
+        } else {
+            "time line"
+        });
+    }
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).bold())
+        .column_spacing(2);
     frame.render_widget(table, table_area);
 }
 
