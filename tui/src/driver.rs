@@ -28,7 +28,7 @@ const CHECK_SHARE: u32 = 20;
 /// …and runs at most this often.
 const CHECK_EVERY_MIN: std::time::Duration = std::time::Duration::from_millis(250);
 /// When the simulation falls this far behind real time × speed, the pacer lets go of the debt.
-const LAG_MAX: std::time::Duration = std::time::Duration::from_millis(500);
+pub const LAG_MAX: std::time::Duration = std::time::Duration::from_millis(500);
 /// While paused, how often the thread wakes without a command.
 const IDLE_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 /// Window of the achieved-speed meter.
