@@ -3,6 +3,7 @@
 
 mod explore;
 mod run;
+mod tui;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -21,6 +22,8 @@ enum Command {
     Run(run::RunArgs),
     /// Explore random variations of a base scenario over a range of seeds; shrink failures.
     Explore(explore::ExploreArgs),
+    /// Watch one scenario run live in the terminal; pause, change speed and inject faults.
+    Tui(tui::TuiArgs),
 }
 
 /// Exit code for input that could not be used (spec/cli.md).
@@ -40,5 +43,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::main(args),
         Command::Explore(args) => explore::main(args),
+        Command::Tui(args) => tui::main(args),
     }
 }

@@ -241,3 +241,59 @@ fn explore_bad_flags_exit_2_naming_the_flag() {
         assert!(text(&o).contains(needle), "{args:?}: {}", text(&o));
     }
 }
+
+#[test]
+fn tui_bad_input_exits_2_naming_file_line_key_or_flag() {
+    let d = tmp("tui-bad");
+    let f = d.join("typo.toml");
+    let text_in = std::fs::read_to_string(scenarios().join("torque-drift-containment.toml"))
+        .unwrap()
+        .replace("stations_per_line = 6", "stations_per_lin = 6");
+    std::fs::write(&f, &text_in).unwrap();
+    let line = text_in
+        .lines()
+        .position(|l| l.starts_with("stations_per_lin "))
+        .unwrap()
+        + 1;
+    let o = bin().arg("tui").arg(&f).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains(&format!("typo.toml:{line}")), "{t}");
+    assert!(t.contains("stations_per_lin"), "{t}");
+
+    let o = bin().args(["tui", "no/such/file.toml"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("no/such/file.toml"), "{}", text(&o));
+
+    let good = scenarios().join("torque-drift-containment.toml");
+    for bad in ["0", "-1", "fast"] {
+        let o = bin()
+            .arg("tui")
+            .arg(&good)
+            .arg(format!("--speed={bad}"))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", text(&o));
+        assert!(text(&o).contains("--speed"), "{}", text(&o));
+    }
+
+    let o = bin().arg("tui").arg(scenarios()).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("is a folder"), "{}", text(&o));
+
+    // A good file, but the test's stdout is a pipe: refused with a reason, not a garbled screen.
+    let o = bin().arg("tui").arg(&good).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("needs a terminal"), "{}", text(&o));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn tui_help_describes_every_flag() {
+    let o = bin().args(["tui", "--help"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let t = text(&o);
+    for flag in ["--seed", "--speed", "--paused", "--trace"] {
+        assert!(t.contains(flag), "{flag} missing from help:\n{t}");
+    }
+}

@@ -81,11 +81,10 @@ enum Ev {
         storm: u32,
         left: u32,
     },
-    /// Operator-injected fault (live view).
-    Inject(Box<Injected>),
 }
 
-/// A fault injected while the simulation runs (from the live view), recorded in the trace.
+/// A fault injected while the simulation runs (from the live view), recorded in the trace. The
+/// kinds and their fields mirror the scenario's `[[fault]]` kinds of the same names.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Injected {
     WanOutage { plant: usize, duration: Duration },
@@ -559,10 +558,13 @@ impl World {
         while self.step(until) {}
     }
 
-    /// Injects a fault now (the live view's controls). It goes into the trace like a scenario fault.
+    /// Injects a fault now, between two kernel events (the live view's controls). It takes effect
+    /// at once and goes into the trace with the simulated time and the number of kernel events
+    /// processed before it, which is all a replay needs to inject it at the same point
+    /// ([`crate::live::Injection`]).
     pub fn inject(&mut self, fault: Injected) {
         let now = self.kernel.now();
-        self.kernel.schedule_at(now, Ev::Inject(Box::new(fault)));
+        self.apply_injected(fault, now);
     }
 
     /// Finishes the run: flushes MES batches, stops at the end of the drain, returns the trace hash.
@@ -667,13 +669,13 @@ impl World {
                 }
             }
             Ev::Alarm { storm, left } => self.alarm(storm as usize, left, now),
-            Ev::Inject(f) => self.apply_injected(*f, now),
         }
     }
 
     fn apply_injected(&mut self, f: Injected, now: Instant) {
         self.counts.injected_faults += 1;
-        let (kind, data) = match &f {
+        let after_events = self.kernel.events_delivered();
+        let (kind, mut data) = match &f {
             Injected::WanOutage { plant, duration } => {
                 let p = *plant;
                 if p < self.plant.plants.len() {
@@ -688,24 +690,26 @@ impl World {
                 }
                 (
                     "wan-outage",
-                    serde_json::json!({ "plant": self.plant.plants.get(p).map(|x| x.id.to_string()), "for": duration.to_string() }),
+                    serde_json::json!({ "plant": self.plant.plants.get(p).map(|x| x.id.to_string()), "for": duration.to_string(), "for_us": duration.as_micros() }),
                 )
             }
             Injected::CoreCrash { downtime } => {
                 self.crash_core(now, *downtime);
                 (
                     "core-crash",
-                    serde_json::json!({ "downtime": downtime.to_string() }),
+                    serde_json::json!({ "downtime": downtime.to_string(), "downtime_us": downtime.as_micros() }),
                 )
             }
             Injected::EndpointOutage { system, duration } => {
                 self.targets[system.index()].outage_until = now + *duration;
                 (
                     "endpoint-outage",
-                    serde_json::json!({ "system": system.as_str(), "for": duration.to_string() }),
+                    serde_json::json!({ "system": system.as_str(), "for": duration.to_string(), "for_us": duration.as_micros() }),
                 )
             }
         };
+        data["at_us"] = now.as_micros().into();
+        data["after_events"] = after_events.into();
         self.hash.update(b"inject");
         self.hash.update(kind.as_bytes());
         self.write_trace(serde_json::json!({
