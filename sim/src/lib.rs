@@ -1,5 +1,7 @@
-//! plantloop's deterministic simulator: the discrete-event kernel, the scenario loader, and (to
-//! come) the plant and fault models, the simulation driver and the ground-truth invariant checker.
+//! plantloop's deterministic simulator: the discrete-event kernel ([`kernel`]), the scenario loader
+//! ([`scenario`]), the plant model ([`plant`]) and the simulation driver with its network and fault
+//! models ([`world`]), the ground-truth invariant checker ([`checker`]), the runner and its report
+//! ([`runner`], [`report`]), and swarm exploration with shrinking ([`explore`]).
 //!
 //! Everything here is reproducible from a seed: virtual time only ([`kernel::Kernel`]), random
 //! streams derived per component from the run's seed ([`kernel::SeedTree`]), no wall clock, no global

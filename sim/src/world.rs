@@ -1551,8 +1551,7 @@ impl World {
 
     /// Events still waiting in edge buffers or in flight (not yet acknowledged) at the end.
     pub fn mark_unacknowledged(&mut self) {
-        for (p, buf) in self.edge_buffers.iter().enumerate() {
-            let _ = p;
+        for buf in &self.edge_buffers {
             for f in buf {
                 if let Some(fl) = self.flights.get(f)
                     && let Some(e) = self.emitted.get_mut(&fl.event.event_ref())
