@@ -1,6 +1,7 @@
 //! `plantloop`: the command line (spec/cli.md). Thin glue over the crates: it parses flags, loads
 //! files, runs, prints and maps results to exit codes (0 held, 1 fell short, 2 unusable input).
 
+mod mocks;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +19,8 @@ struct Cli {
 enum Command {
     /// Run scenario files (a folder runs every *.toml in it, sorted) and judge every invariant.
     Run(run::RunArgs),
+    /// Serve the mock ERP, QMS, CMMS and MES over HTTP on 127.0.0.1 ports P..P+3 until interrupted.
+    Mocks(mocks::MocksArgs),
 }
 
 /// Exit code for input that could not be used (spec/cli.md).
@@ -36,5 +39,6 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => run::main(args),
+        Command::Mocks(args) => mocks::main(args),
     }
 }
