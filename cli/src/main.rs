@@ -2,6 +2,7 @@
 //! files, runs, prints and maps results to exit codes (0 held, 1 fell short, 2 unusable input).
 
 mod explore;
+mod mocks;
 mod run;
 mod tui;
 
@@ -24,6 +25,8 @@ enum Command {
     Explore(explore::ExploreArgs),
     /// Watch one scenario run live in the terminal; pause, change speed and inject faults.
     Tui(tui::TuiArgs),
+    /// Serve the mock ERP, QMS, CMMS and MES over HTTP on 127.0.0.1 ports P..P+3 until interrupted.
+    Mocks(mocks::MocksArgs),
 }
 
 /// Exit code for input that could not be used (spec/cli.md).
@@ -44,5 +47,6 @@ fn main() -> ExitCode {
         Command::Run(args) => run::main(args),
         Command::Explore(args) => explore::main(args),
         Command::Tui(args) => tui::main(args),
+        Command::Mocks(args) => mocks::main(args),
     }
 }

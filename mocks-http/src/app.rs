@@ -1,12 +1,12 @@
 //! One system's axum application: capability routes over its state machine, operator routes, the
 //! ledger and event feed for checkers, the OpenAPI document, and problem+json for every error.
 
-use crate::problem::{Problem, read_body};
-use crate::routes::{self, Capability, LookupResult, PostingReceipt, ROUTES};
+use crate::problem::{self, Problem};
+use crate::routes::{self, Capability, LookupResult, ROUTES};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::extract::{FromRequest, FromRequestParts, Path, RawQuery, State};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, get, on};
 use plantloop_core::System;
@@ -23,21 +23,21 @@ pub const FEED_LEN_MAX: usize = 10_000;
 /// The most events one `GET /events` returns.
 pub const FEED_PAGE_MAX: usize = 500;
 
-/// Events drained from the outbox for the pull feed, numbered 1, 2, … in drain order.
+/// Events drained from the outbox for the pull feed, numbered 1, 2, … in drain order. Kept as
+/// events and rendered as CloudEvents only when read: posting is hot, reading the feed is not.
 #[derive(Debug, Default)]
 pub(crate) struct EventFeed {
     next_seq: u64,
-    events: VecDeque<(u64, serde_json::Value)>,
+    events: VecDeque<(u64, Event)>,
 }
 
 impl EventFeed {
-    pub(crate) fn push(&mut self, event: &Event) {
+    pub(crate) fn push(&mut self, event: Event) {
         self.next_seq += 1;
         if self.events.len() == FEED_LEN_MAX {
             self.events.pop_front();
         }
-        self.events
-            .push_back((self.next_seq, event.to_cloudevent()));
+        self.events.push_back((self.next_seq, event));
     }
 }
 
@@ -48,20 +48,24 @@ pub(crate) struct Shared<M> {
     machine: Mutex<M>,
     /// `None` for a webhook-only (SaaS) system.
     pub(crate) feed: Option<Mutex<EventFeed>>,
-    /// Woken after every state change, so the dispatcher drains the outbox.
-    pub(crate) wake: Arc<Notify>,
+    /// `Some` when a webhook dispatcher drains the outbox (it is woken after a state change that
+    /// emitted events, and fills the feed as it drains); `None` when the system has no subscribers,
+    /// and then every state change moves its events straight into the feed (or, with no feed
+    /// either, leaves them in the outbox).
+    pub(crate) wake: Option<Arc<Notify>>,
     openapi: Bytes,
 }
 
 impl<M: SystemOfRecord> Shared<M> {
-    pub(crate) fn new(machine: M, feed: bool) -> Shared<M> {
+    /// `feed`: keep a pull feed; `dispatched`: a webhook dispatcher drains the outbox.
+    pub(crate) fn new(machine: M, feed: bool, dispatched: bool) -> Shared<M> {
         let system = machine.system();
         Shared {
             system,
             personality: machine.personality(),
             machine: Mutex::new(machine),
             feed: feed.then(|| Mutex::new(EventFeed::default())),
-            wake: Arc::new(Notify::new()),
+            wake: dispatched.then(|| Arc::new(Notify::new())),
             openapi: Bytes::from(
                 serde_json::to_vec_pretty(&crate::openapi::document(system))
                     .expect("documents serialize"),
@@ -76,10 +80,32 @@ impl<M: SystemOfRecord> Shared<M> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs an operator or integration action at the wall clock's now and wakes the dispatcher.
+    /// Runs an operator or integration action at the wall clock's now (read before the lock is
+    /// taken); see [`Shared::act_locked`].
     pub(crate) fn act<T>(&self, f: impl FnOnce(&mut M, plantloop_core::Instant) -> T) -> T {
-        let out = f(&mut self.lock(), crate::clock::now());
-        self.wake.notify_one();
+        let now = crate::clock::now();
+        self.act_locked(|m| f(m, now))
+    }
+
+    /// Runs an action on the locked state machine (the lock is held for the state change only),
+    /// then hands the events it emitted on: wakes the dispatcher, or moves them into the feed.
+    pub(crate) fn act_locked<T>(&self, f: impl FnOnce(&mut M) -> T) -> T {
+        let mut machine = self.lock();
+        let out = f(&mut machine);
+        if machine.pending_events() > 0 {
+            match (&self.wake, &self.feed) {
+                (Some(wake), _) => wake.notify_one(),
+                (None, Some(feed)) => {
+                    // Lock order: machine, then feed (the dispatcher and readers never hold both
+                    // the other way round).
+                    let mut feed = feed.lock().unwrap_or_else(|p| p.into_inner());
+                    while let Some(event) = machine.poll_event() {
+                        feed.push(event);
+                    }
+                }
+                (None, None) => {}
+            }
+        }
         out
     }
 
@@ -87,7 +113,9 @@ impl<M: SystemOfRecord> Shared<M> {
     pub(crate) fn next_event(&self) -> Option<Event> {
         let event = self.lock().poll_event()?;
         if let Some(feed) = &self.feed {
-            feed.lock().unwrap_or_else(|p| p.into_inner()).push(&event);
+            feed.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(event.clone());
         }
         Some(event)
     }
@@ -98,12 +126,7 @@ impl<M: SystemOfRecord> Shared<M> {
 pub(crate) fn render(reply: Reply, reference: Option<&IdempotencyKey>) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = match reply.body {
-        ReplyBody::Receipt(r) => json(
-            status,
-            &PostingReceipt {
-                receipt: r.to_string(),
-            },
-        ),
+        ReplyBody::Receipt(r) => receipt_json(status, r),
         ReplyBody::Lookup(r) => json(
             status,
             &LookupResult {
@@ -133,6 +156,23 @@ pub(crate) fn render(reply: Reply, reference: Option<&IdempotencyKey>) -> Respon
     response
 }
 
+/// `{"receipt":"ERP-0000042"}` ([`PostingReceipt`](crate::routes::PostingReceipt)), written directly: the hottest answer of
+/// every mock, and a receipt never needs escaping.
+pub(crate) fn receipt_json(status: StatusCode, receipt: plantloop_mocks::Receipt) -> Response {
+    use std::fmt::Write;
+    let mut body = String::with_capacity(40);
+    let _ = write!(body, "{{\"receipt\":\"{receipt}\"}}");
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 /// A JSON response.
 pub(crate) fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     let bytes = serde_json::to_vec(body).expect("response bodies serialize");
@@ -147,18 +187,36 @@ pub(crate) fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
         .into_response()
 }
 
+/// Serves one capability route: headers, path and query are read from the request's parts
+/// (never cloned), the body is read under the body limit, parsed, applied and rendered.
 async fn serve_capability<M: SystemOfRecord>(
     shared: Arc<Shared<M>>,
     capability: Capability,
-    id: Option<&str>,
-    query: Option<&str>,
-    headers: &HeaderMap,
-    body: &[u8],
+    has_id: bool,
+    request: axum::extract::Request,
 ) -> Result<Response, Problem> {
-    let key = routes::idempotency_key(headers)?;
-    let reference = query.and_then(|q| routes::query_param(q, "reference"));
-    let request = routes::request_from_http(capability, id, reference.as_deref(), body)?;
-    let reply = shared.act(|m, now| m.apply(now, key.as_ref(), &request));
+    let (mut parts, body) = request.into_parts();
+    problem::check_content_type(&parts.headers)?;
+    let key = routes::idempotency_key(&parts.headers)?;
+    let id = if has_id {
+        let Path(id) = Path::<String>::from_request_parts(&mut parts, &())
+            .await
+            .map_err(|e| Problem::not_found(e.body_text()))?;
+        Some(id)
+    } else {
+        None
+    };
+    let reference = parts
+        .uri
+        .query()
+        .and_then(|q| routes::query_param(q, "reference"));
+    let body = Bytes::from_request(axum::extract::Request::from_parts(parts, body), &())
+        .await
+        .map_err(problem::body_problem)?;
+    let request =
+        routes::request_from_http(capability, id.as_deref(), reference.as_deref(), &body)?;
+    let now = crate::clock::now();
+    let reply = shared.act_locked(|m| m.apply(now, key.as_ref(), &request));
     let reference = match &request {
         Request::LookupPosting { key } => Some(key),
         _ => None,
@@ -176,37 +234,16 @@ fn capability_router<M: SystemOfRecord + Send + 'static>(system: System) -> Rout
     let mut router = Router::new();
     for spec in ROUTES.iter().filter(|r| r.systems.contains(&system)) {
         let cap = spec.capability;
-        let filter = method_filter(spec.method);
-        router = if spec.path.contains("{id}") {
-            router.route(
-                spec.path,
-                on(
-                    filter,
-                    move |State(s): State<Arc<Shared<M>>>,
-                          path: Result<Path<String>, axum::extract::rejection::PathRejection>,
-                          headers: HeaderMap,
-                          body: Result<Bytes, axum::extract::rejection::BytesRejection>| async move {
-                        let id = path.map_err(|e| Problem::not_found(e.body_text()))?.0;
-                        let body = read_body(&headers, body)?;
-                        serve_capability(s, cap, Some(&id), None, &headers, &body).await
-                    },
-                ),
-            )
-        } else {
-            router.route(
-                spec.path,
-                on(
-                    filter,
-                    move |State(s): State<Arc<Shared<M>>>,
-                          RawQuery(query): RawQuery,
-                          headers: HeaderMap,
-                          body: Result<Bytes, axum::extract::rejection::BytesRejection>| async move {
-                        let body = read_body(&headers, body)?;
-                        serve_capability(s, cap, None, query.as_deref(), &headers, &body).await
-                    },
-                ),
-            )
-        };
+        let has_id = spec.path.contains("{id}");
+        router = router.route(
+            spec.path,
+            on(
+                method_filter(spec.method),
+                move |State(s): State<Arc<Shared<M>>>, request: axum::extract::Request| {
+                    serve_capability(s, cap, has_id, request)
+                },
+            ),
+        );
     }
     router
 }
@@ -291,17 +328,17 @@ async fn events<M: SystemOfRecord>(
         .into_response();
     }
     #[derive(Serialize)]
-    struct Page<'a> {
+    struct Page {
         /// Pass as `after` to get the next page.
         next: u64,
-        events: Vec<&'a serde_json::Value>,
+        events: Vec<serde_json::Value>,
     }
-    let events: Vec<&serde_json::Value> = feed
+    let events: Vec<serde_json::Value> = feed
         .events
         .iter()
         .filter(|(seq, _)| *seq > after)
         .take(FEED_PAGE_MAX)
-        .map(|(_, e)| e)
+        .map(|(_, e)| e.to_cloudevent())
         .collect();
     let next = after + events.len() as u64;
     json(StatusCode::OK, &Page { next, events })
@@ -355,4 +392,33 @@ pub(crate) fn app<M: SystemOfRecord + Send + 'static>(
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(crate::BODY_BYTES_MAX))
         .with_state(shared)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_written_receipt_is_what_serde_would_write() {
+        for receipt in [
+            plantloop_mocks::Receipt {
+                system: System::Erp,
+                number: 42,
+            },
+            plantloop_mocks::Receipt {
+                system: System::Cmms,
+                number: 12_345_678,
+            },
+        ] {
+            let resp = receipt_json(StatusCode::CREATED, receipt);
+            assert_eq!(resp.status(), StatusCode::CREATED);
+            assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+            let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
+            let expected = serde_json::to_vec(&routes::PostingReceipt {
+                receipt: receipt.to_string(),
+            })
+            .unwrap();
+            assert_eq!(body, expected);
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //! These call the state machines' operator APIs. [`OPERATOR_ROUTES`] describes them for the OpenAPI
 //! documents; a test checks that every entry is served.
 
-use crate::app::{Shared, json};
+use crate::app::{Shared, json, receipt_json};
 use crate::openapi::schema_of;
 use crate::problem::{ApiJson, Problem};
 use crate::routes::PostingReceipt;
@@ -354,12 +354,7 @@ fn operator_problem(e: OperatorError) -> Problem {
 
 fn receipt(r: Result<Receipt, OperatorError>) -> Response {
     match r {
-        Ok(r) => json(
-            StatusCode::CREATED,
-            &PostingReceipt {
-                receipt: r.to_string(),
-            },
-        ),
+        Ok(r) => receipt_json(StatusCode::CREATED, r),
         Err(e) => operator_problem(e).into_response(),
     }
 }

@@ -251,26 +251,29 @@ fn system_app<M: SystemOfRecord + Send + 'static>(
     shutdown: &watch::Receiver<bool>,
 ) -> (Router, Arc<WebhookStats>) {
     let webhook_only = machine.personality().webhook_only();
-    let shared = Arc::new(Shared::new(machine, !webhook_only));
+    let dispatched = !settings.webhooks.subscribers.is_empty();
+    let shared = Arc::new(Shared::new(machine, !webhook_only, dispatched));
     let faults = settings
         .faults
         .as_ref()
         .filter(|f| !f.profile.rules.is_empty());
-    // With nowhere to put events (a webhook-only system without subscribers) they stay in the outbox.
-    let stats = if webhook_only && settings.webhooks.subscribers.is_empty() {
-        Arc::new(WebhookStats::default())
-    } else {
-        let s = shared.clone();
-        let source: EventSource = Arc::new(move || s.next_event());
-        let d = Dispatcher::spawn(
-            source,
-            shared.wake.clone(),
-            settings.webhooks.clone(),
-            faults,
-            client.clone(),
-            shutdown.clone(),
-        );
-        d.stats().clone()
+    // Without subscribers there is no dispatcher: every state change moves its events into the
+    // pull feed, or (webhook-only) leaves them in the outbox, with nowhere to go.
+    let stats = match &shared.wake {
+        None => Arc::new(WebhookStats::default()),
+        Some(wake) => {
+            let s = shared.clone();
+            let source: EventSource = Arc::new(move || s.next_event());
+            let d = Dispatcher::spawn(
+                source,
+                wake.clone(),
+                settings.webhooks.clone(),
+                faults,
+                client.clone(),
+                shutdown.clone(),
+            );
+            d.stats().clone()
+        }
     };
     let layer = faults.map(|f| FaultLayer::new(f.clone(), shutdown.clone()));
     (app(shared, operator, layer), stats)

@@ -297,6 +297,9 @@ async fn drain_loop(
     stats: Arc<WebhookStats>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // One timer for the whole loop (not a new one per wake-up).
+    let mut tick = tokio::time::interval(config.poll_interval.max(Duration::from_millis(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // Take an event only when every queue has room, so that a slow receiver leaves events in the
         // outbox instead of growing a queue.
@@ -322,7 +325,7 @@ async fn drain_loop(
         }
         tokio::select! {
             _ = wake.notified() => {}
-            _ = tokio::time::sleep(config.poll_interval) => {}
+            _ = tick.tick() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
     }

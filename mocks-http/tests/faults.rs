@@ -168,3 +168,44 @@ async fn latency_delays_the_answer_and_windows_end() {
     );
     m.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn lognormal_latency_delays_each_answer_by_the_seeded_draw() {
+    use plantloop_mocks::fault::FaultInjector;
+    use rand::SeedableRng;
+    let profile = FaultProfile::new(vec![FaultRule::always(Fault::EndpointLatency {
+        latency: Latency::LogNormal {
+            median: Duration::from_millis(60),
+            sigma: 0.8,
+        },
+    })]);
+    // The server decides with the mocks' injector and the same seed: the same draws, in order.
+    let mut injector = FaultInjector::new(profile.clone());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let expected: Vec<u64> = (0..5)
+        .map(|_| {
+            injector
+                .decide(plantloop_core::time::Instant::ZERO, &mut rng)
+                .delay
+                .as_micros()
+        })
+        .collect();
+    assert!(
+        expected.iter().any(|&d| d != expected[0]),
+        "lognormal draws differ: {expected:?}"
+    );
+    let (m, erp) = erp_with(profile.rules, 1_000).await;
+    let c = client();
+    for want_us in expected {
+        let t0 = std::time::Instant::now();
+        let a = get(&c, format!("{erp}/postings?reference=k")).await;
+        let took = t0.elapsed();
+        assert_eq!(a.status, 200);
+        let want = std::time::Duration::from_micros(want_us);
+        assert!(
+            took >= want && took < want + std::time::Duration::from_millis(750),
+            "answer after {took:?}, drawn delay {want:?}"
+        );
+    }
+    m.shutdown().await.unwrap();
+}

@@ -545,3 +545,100 @@ async fn serve_all_binds_four_ports_and_shuts_down() {
             .is_err()
     );
 }
+
+/// Bad input on every system: malformed JSON → 400, a schema violation → 422 naming the field,
+/// oversize → 413, an unknown route → 404, all problem+json, and no ledger changes.
+#[tokio::test]
+async fn bad_input_is_refused_alike_by_all_four_systems() {
+    let m = start(&[]).await;
+    let c = client();
+    erp_with_order(&c, &m).await;
+    let huge = json!({ "padding": "x".repeat(plantloop_mocks_http::BODY_BYTES_MAX) });
+    // (system, capability route, a body that breaks the schema, the field it must name)
+    let cases = [
+        (
+            System::Erp,
+            "/quality-holds",
+            json!({ "id": "H-1", "order": "PO-1", "material": "M-1", "serials": { "first": 10, "last": 20 } }),
+            "nc",
+        ),
+        (
+            System::Erp,
+            "/goods-movements",
+            json!({ "kind": "teleport" }),
+            "kind",
+        ),
+        (
+            System::Qms,
+            "/nonconformances/NC-1/maintenance",
+            json!({ "work_order": "WO-1" }),
+            "root_cause",
+        ),
+        (
+            System::Qms,
+            "/master-data",
+            json!({ "key": "M-1", "version": "two" }),
+            "version",
+        ),
+        (
+            System::Cmms,
+            "/work-orders",
+            json!({ "id": "WO-1", "asset": "A-3", "station": "P1-L1-S3", "kind": "someday", "severity": "major", "fault": "f", "nc": null }),
+            "kind",
+        ),
+        (System::Mes, "/stations/P1-L1-S1/stop", json!({}), "reason"),
+        (
+            System::Mes,
+            "/orders",
+            json!({ "id": "PO-1", "material": "M-1", "line": "P1-L1", "plant": "P1", "serials": { "first": "one", "last": 100 } }),
+            "serials.first",
+        ),
+    ];
+    let mut before = vec![];
+    for system in System::ALL {
+        before.push(ledger(&c, &m.base_url(system)).await);
+    }
+    for (system, route, invalid, field) in &cases {
+        let url = format!("{}{route}", m.base_url(*system));
+        let a = post_raw(&c, url.clone(), br#"{"id": "H-1", "#.to_vec()).await;
+        assert_eq!(
+            (a.status, a.content_type.as_str()),
+            (400, "application/problem+json"),
+            "{system} {route}: {a:?}"
+        );
+        let a = post(&c, url.clone(), Some("bad/1"), invalid).await;
+        assert_eq!(
+            (a.status, a.content_type.as_str(), a.body["field"].as_str()),
+            (422, "application/problem+json", Some(*field)),
+            "{system} {route}: {a:?}"
+        );
+        let a = post(&c, url.clone(), Some("bad/2"), &huge).await;
+        assert_eq!(
+            (a.status, a.content_type.as_str()),
+            (413, "application/problem+json"),
+            "{system} {route}: {a:?}"
+        );
+    }
+    for system in System::ALL {
+        let a = post(
+            &c,
+            format!("{}/no-such-capability", m.base_url(system)),
+            Some("bad/3"),
+            &json!({}),
+        )
+        .await;
+        assert_eq!(
+            (a.status, a.content_type.as_str(), a.body["status"].as_u64()),
+            (404, "application/problem+json", Some(404)),
+            "{system}"
+        );
+    }
+    for (system, before) in System::ALL.into_iter().zip(before) {
+        assert_eq!(
+            ledger(&c, &m.base_url(system)).await,
+            before,
+            "{system}: bad input changes nothing"
+        );
+    }
+    m.shutdown().await.unwrap();
+}

@@ -160,3 +160,47 @@ async fn duplicate_delivery_fault_sends_each_event_twice() {
     );
     m.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn reorder_fault_shuffles_deliveries_but_loses_none() {
+    let (r, url) = receiver(0).await;
+    let faults = FaultProfile::new(vec![FaultRule::always(Fault::Reorder {
+        window: plantloop_core::time::Duration::from_millis(400),
+    })]);
+    let m = erp_delivering_to(&url, Some(faults)).await;
+    let c = client();
+    let erp = m.base_url(System::Erp);
+    let n = 8;
+    for i in 1..=n {
+        let order = serde_json::json!({ "id": format!("PO-{i}"), "material": "M-1", "line": "P1-L1", "plant": "P1", "serials": { "first": 1, "last": 100 } });
+        assert_eq!(
+            support::post(&c, format!("{erp}/production-orders"), None, &order)
+                .await
+                .status,
+            201
+        );
+    }
+    wait_for("every delivery", || r.seen.lock().unwrap().len() == n).await;
+    let ids: Vec<String> = r
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, body)| plantloop_core::event::parse_event(body).unwrap().id)
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort_by_key(|id| {
+        id.rsplit(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    });
+    sorted.dedup();
+    assert_eq!(sorted.len(), n, "each event once: {ids:?}");
+    assert_ne!(
+        ids, sorted,
+        "delivered in emission order despite the reorder fault"
+    );
+    m.shutdown().await.unwrap();
+}

@@ -75,6 +75,8 @@ pub trait SystemOfRecord {
     fn apply(&mut self, now: Instant, key: Option<&IdempotencyKey>, request: &Request) -> Reply;
     /// The next outbound event, oldest first.
     fn poll_event(&mut self) -> Option<Event>;
+    /// Events emitted and not yet polled.
+    fn pending_events(&self) -> usize;
     /// Every posting so far.
     fn ledger(&self) -> &Ledger;
     /// Replaces the rate limit (`None`: unlimited). SaaS systems start with
@@ -198,6 +200,9 @@ macro_rules! system_of_record {
             }
             fn poll_event(&mut self) -> Option<plantloop_core::event::Event> {
                 <$ty>::poll_event(self)
+            }
+            fn pending_events(&self) -> usize {
+                <$ty>::pending_events(self)
             }
             fn ledger(&self) -> &$crate::Ledger {
                 <$ty>::ledger(self)

@@ -17,6 +17,7 @@ use plantloop_core::call::{IdempotencyKey, Request};
 use plantloop_core::time::{Duration, Instant};
 use rustc_hash::{FxHashMap, FxHasher};
 use serde::{Deserialize, Serialize};
+use std::collections::hash_map::Entry;
 use std::hash::{Hash, Hasher};
 
 /// How a mock system behaves towards its clients (scenario `[systems]`, default `modern`).
@@ -251,25 +252,27 @@ impl Desk {
         } else {
             None
         };
-        match self.keys.get_mut(key) {
-            Some(rec) if rec.accepted.is_none() => rec.accepted = accepted,
-            Some(_) => {}
-            None if honours || accepted.is_some() => {
-                let stored = if honours {
-                    StoredReply::new(&reply)
-                } else {
-                    StoredReply::None
-                };
-                self.keys.insert(
-                    key.clone(),
-                    KeyRecord {
+        if honours || accepted.is_some() {
+            match self.keys.entry(key.clone()) {
+                Entry::Occupied(mut known) => {
+                    let rec = known.get_mut();
+                    if rec.accepted.is_none() {
+                        rec.accepted = accepted;
+                    }
+                }
+                Entry::Vacant(new) => {
+                    let reply = if honours {
+                        StoredReply::new(&reply)
+                    } else {
+                        StoredReply::None
+                    };
+                    new.insert(KeyRecord {
                         fingerprint,
-                        reply: stored,
+                        reply,
                         accepted,
-                    },
-                );
+                    });
+                }
             }
-            None => {}
         }
         reply
     }

@@ -316,3 +316,33 @@ fn a_quiet_profile_draws_nothing() {
         FaultAction::ServerError { status: 500 }
     );
 }
+
+#[test]
+fn fixed_latencies_add_up_and_apply_to_every_answer() {
+    let fixed = |ms| {
+        FaultRule::always(Fault::EndpointLatency {
+            latency: Latency::Fixed(Duration::from_millis(ms)),
+        })
+    };
+    let mut inj = FaultInjector::new(FaultProfile::new(vec![
+        fixed(800),
+        fixed(50),
+        FaultRule::always(Fault::EndpointErrors {
+            rate: 0.5,
+            status: 502,
+        }),
+    ]));
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let decisions: Vec<FaultDecision> = (0..200).map(|i| inj.decide(t(i), &mut rng)).collect();
+    assert!(
+        decisions
+            .iter()
+            .all(|d| d.delay == Duration::from_millis(850)),
+        "fixed latency is the same every time, errors included"
+    );
+    let errors = decisions
+        .iter()
+        .filter(|d| d.action == FaultAction::ServerError { status: 502 })
+        .count();
+    assert!((70..130).contains(&errors), "5xx share {errors}/200");
+}

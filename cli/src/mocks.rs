@@ -1,0 +1,184 @@
+//! `plantloop mocks`: the four mock systems of record over HTTP until interrupted.
+
+use crate::EXIT_BAD_INPUT;
+use clap::Args;
+use plantloop_core::System;
+use plantloop_mocks::Personality;
+use plantloop_mocks_http::{BASE_PORT_DEFAULT, RunningMocks};
+use std::io::Write;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct MocksArgs {
+    /// ERP listens on 127.0.0.1:P, QMS on P+1, CMMS on P+2, MES on P+3 (0: four free ports).
+    #[arg(long, value_name = "P", default_value_t = BASE_PORT_DEFAULT)]
+    base_port: u16,
+    /// A system's personality, e.g. `erp=legacy`; systems erp, qms, cmms, mes; kinds modern,
+    /// legacy, saas (default modern). Repeat for several systems.
+    #[arg(long = "personality", value_name = "SYSTEM=KIND", value_parser = parse_personality)]
+    personalities: Vec<(System, Personality)>,
+}
+
+/// Parses `SYSTEM=KIND`; clap names the flag in its error.
+fn parse_personality(s: &str) -> Result<(System, Personality), String> {
+    let (system, kind) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected SYSTEM=KIND, e.g. erp=legacy, got {s:?}"))?;
+    let names = |all: &mut dyn Iterator<Item = &'static str>| all.collect::<Vec<_>>().join(", ");
+    let system = System::parse(system.trim()).ok_or_else(|| {
+        format!(
+            "unknown system {system:?} (one of {})",
+            names(&mut System::ALL.iter().map(|s| s.as_str()))
+        )
+    })?;
+    let kind = Personality::parse(kind.trim()).ok_or_else(|| {
+        format!(
+            "unknown personality {kind:?} (one of {})",
+            names(&mut Personality::ALL.iter().map(|p| p.as_str()))
+        )
+    })?;
+    Ok((system, kind))
+}
+
+/// Checks what clap cannot: each system at most once, and room for four ports.
+fn validate(args: &MocksArgs) -> Result<(), String> {
+    for (i, (system, _)) in args.personalities.iter().enumerate() {
+        if args.personalities[..i].iter().any(|(s, _)| s == system) {
+            return Err(format!("--personality: {system} is given more than once"));
+        }
+    }
+    if args.base_port > u16::MAX - 3 {
+        return Err(format!(
+            "--base-port {}: the four servers need ports up to P+3 ≤ 65535",
+            args.base_port
+        ));
+    }
+    Ok(())
+}
+
+pub fn main(args: MocksArgs) -> ExitCode {
+    if let Err(e) = validate(&args) {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: MocksArgs) -> ExitCode {
+    let mocks = match plantloop_mocks_http::serve_all(args.base_port, &args.personalities).await {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: --base-port {}: {e}", args.base_port);
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    print_urls(&mocks, &args.personalities);
+    let handle = mocks.shutdown_handle();
+    tokio::spawn(async move {
+        interrupted().await;
+        handle.shutdown();
+    });
+    match mocks.wait().await {
+        Ok(()) => {
+            // Stdout may be gone by now (a closed pipe): that is no reason to fail.
+            let _ = writeln!(std::io::stdout(), "stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: a mock server failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_urls(mocks: &RunningMocks, personalities: &[(System, Personality)]) {
+    for (system, _) in mocks.addrs() {
+        let personality = personalities
+            .iter()
+            .find(|(s, _)| *s == system)
+            .map_or(Personality::default(), |(_, p)| *p);
+        println!(
+            "{:<5}{:<8}{}",
+            system.as_str(),
+            personality.as_str(),
+            mocks.base_url(system)
+        );
+    }
+    println!("serving until interrupted (Ctrl-C); OpenAPI at <url>/openapi.json");
+}
+
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn personalities_parse_and_name_what_is_wrong() {
+        assert_eq!(
+            parse_personality("erp=legacy"),
+            Ok((System::Erp, Personality::Legacy))
+        );
+        assert_eq!(
+            parse_personality("mes=saas"),
+            Ok((System::Mes, Personality::Saas))
+        );
+        let e = parse_personality("plm=modern").unwrap_err();
+        assert!(e.contains("unknown system \"plm\""), "{e}");
+        let e = parse_personality("qms=vintage").unwrap_err();
+        assert!(e.contains("unknown personality \"vintage\""), "{e}");
+        assert!(
+            parse_personality("erp")
+                .unwrap_err()
+                .contains("SYSTEM=KIND")
+        );
+    }
+
+    #[test]
+    fn a_system_twice_or_no_room_for_four_ports_is_refused() {
+        let args = |base_port, personalities| MocksArgs {
+            base_port,
+            personalities,
+        };
+        let twice = vec![
+            (System::Erp, Personality::Legacy),
+            (System::Erp, Personality::Saas),
+        ];
+        let e = validate(&args(8480, twice)).unwrap_err();
+        assert!(e.starts_with("--personality: erp"), "{e}");
+        let e = validate(&args(65533, vec![])).unwrap_err();
+        assert!(e.starts_with("--base-port 65533"), "{e}");
+        assert_eq!(validate(&args(65532, vec![])), Ok(()));
+    }
+}
