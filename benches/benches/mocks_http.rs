@@ -28,6 +28,10 @@
 //! Targets (issue 3): each mock ≥ 1.3× wiremock and ≥ 80% of bare axum. Run with
 //! `cargo bench -p plantloop-benches --bench mocks_http -- --warm-up-time 1 --measurement-time 3`.
 
+/// The allocator of the `plantloop` binary, so that the figures are what its users get.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;

@@ -7,6 +7,11 @@ mod run;
 mod tui;
 
 use clap::{Parser, Subcommand};
+
+/// The simulator and the mock servers allocate many small strings (ids, keys, ledger entries);
+/// mimalloc does that markedly cheaper than the system allocator (ARCHITECTURE.md § Dependencies).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 /// Simulation and conformance testbed for manufacturing workflow integration.

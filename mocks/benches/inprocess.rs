@@ -1,6 +1,10 @@
 //! In-process call throughput of the mocks, as the simulator drives them (target: ≥ 2 million
 //! calls/s). Each sample runs a batch of calls on fresh systems, so ledgers stay bounded.
 
+/// The allocator of the `plantloop` binary, so that the figures are what its users get.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use plantloop_core::call::{IdempotencyKey, Request};
 use plantloop_core::time::Instant;

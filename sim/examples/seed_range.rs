@@ -2,6 +2,9 @@
 //! prints the kernel events: a fixed workload for profiling the simulator
 //! (`perf record ./target/release/examples/seed_range 0 100`).
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let base = plantloop_sim::explore::default_base();
     let a: u64 = std::env::args()
