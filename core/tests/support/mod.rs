@@ -873,3 +873,77 @@ pub fn check_ledgers(w: &World) {
         }
     }
 }
+
+// ---- one event of every type ----------------------------------------------------------------------
+
+/// One valid event of every event type (and of every master-data payload), each with every
+/// optional CloudEvents attribute set, for round-trip, schema and ingress tests.
+pub fn one_of_each() -> Vec<Event> {
+    let wo = |s: &str| WorkOrderId::new(s).unwrap();
+    let station = StationId::new(S1).unwrap();
+    let mut v = vec![
+        order("ex-order", "O-1", 1, 100),
+        nc("ex-nc", "NC-1", S1, 12, 15),
+        disposition("ex-disposition", "NC-1", DispositionDecision::Scrap),
+        event(
+            System::Cmms,
+            "ex-wo-created",
+            EventData::WorkOrderCreated(plantloop_core::event::WorkOrderCreated {
+                work_order: wo("WO-NC-1"),
+                asset: AssetId::new(asset_id(S1)).unwrap(),
+                station: station.clone(),
+                kind: WorkOrderKind::Emergency,
+                nc: Some(NcId::new("NC-1").unwrap()),
+            }),
+        ),
+        completed(
+            "ex-wo-completed",
+            "WO-NC-1",
+            S1,
+            Some("NC-1"),
+            vec![part("TORQUE-HEAD", 2, 41_250)],
+            vec![labour("T1", 40, 8_500)],
+        ),
+        event(
+            System::Cmms,
+            "ex-downtime",
+            EventData::DowntimeClassified(DowntimeEvent {
+                station: station.clone(),
+                started_at: Instant::from_secs(60),
+                ended_at: Some(Instant::from_secs(600)),
+                class: Some(DowntimeClass::Breakdown),
+            }),
+        ),
+        alarm("ex-alarm", S1, AlarmSeverity::Fault),
+        machine_down("ex-down", S1),
+        confirmation("ex-confirmation", "O-1", S1, 1, 10),
+        asset("ex-md-asset", S1, 3),
+        material("ex-md-material", "M-100", 2, "housing, rev B"),
+        event(
+            System::Qms,
+            "ex-md-spec",
+            EventData::MasterDataPublished(
+                MasterDataRecord::new(
+                    RecordKey::new("SPEC-torque-S1").unwrap(),
+                    1,
+                    MasterDataPayload::InspectionSpec(InspectionSpec {
+                        characteristic: CharacteristicId::new("torque").unwrap(),
+                        station,
+                        lower_milli: 11_500,
+                        upper_milli: 12_500,
+                    }),
+                )
+                .unwrap(),
+            ),
+        ),
+    ];
+    for (i, e) in v.iter_mut().enumerate() {
+        e.time = Some(format!("2026-03-01T06:{i:02}:00.250Z"));
+        e.subject = Some(format!("subject-{i}"));
+        e.correlation = Some(format!("corr-{i}"));
+        e.causation = Some(format!("/plants/P1/qms#cause-{i}"));
+        e.traceparent = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
+        e.plant = Some(PlantId::new(PLANT).unwrap());
+    }
+    v
+}
