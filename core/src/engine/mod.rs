@@ -529,8 +529,16 @@ impl Engine {
 
     /// Drops unpolled outputs; used by recovery, whose replayed outputs were released before.
     pub fn discard_outputs(&mut self) {
+        self.discard_outputs_keeping_audit_after(u64::MAX);
+    }
+
+    /// Drops unpolled calls, and the unpolled audit records up to sequence number `seq`. Recovery
+    /// uses it to re-issue the audit records a driver had not stored when it crashed: they are
+    /// the same records, since the same inputs produce them. (Calls in flight at the crash are
+    /// sent again by [`Input::Restarted`] instead.)
+    pub fn discard_outputs_keeping_audit_after(&mut self, seq: u64) {
         self.outbox.clear();
-        self.audit_out.clear();
+        self.audit_out.retain(|r| r.seq > seq);
     }
 
     // ---- timers --------------------------------------------------------------------------------

@@ -15,12 +15,14 @@
 
 #![allow(dead_code)]
 
+pub mod crash;
+
 use plantloop_core::audit::AuditRecord;
 use plantloop_core::call::{Call, CallId, IdempotencyKey, Outcome, Request};
 use plantloop_core::durable::{DurableEngine, Recovery};
 use plantloop_core::engine::{Ack, Config, Engine, Input};
 use plantloop_core::event::{Event, EventData, MachineStateChanged};
-use plantloop_core::journal::MemoryJournal;
+use plantloop_core::journal::{Journal, MemoryJournal};
 use plantloop_core::*;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -163,12 +165,25 @@ pub fn always_done() -> Policy {
 
 // ---- the world ------------------------------------------------------------------------------------
 
+/// A journal the world can crash: it loses what was not synced and is opened again.
+pub trait CrashJournal: Journal {
+    /// Loses every record not synced, as a process crash would, and reopens.
+    fn crash(self: Box<Self>) -> Box<dyn CrashJournal>;
+}
+
+impl CrashJournal for MemoryJournal {
+    fn crash(mut self: Box<Self>) -> Box<dyn CrashJournal> {
+        MemoryJournal::crash(&mut self);
+        self
+    }
+}
+
 // One world has one host: the size difference costs nothing.
 #[allow(clippy::large_enum_variant)]
 enum Host {
     Plain(Engine),
     Durable {
-        de: Option<DurableEngine<MemoryJournal>>,
+        de: Option<DurableEngine<Box<dyn CrashJournal>>>,
         config: Config,
         seed: u64,
         snapshot_every: u64,
@@ -192,6 +207,9 @@ pub enum CrashPoint {
     /// After the k-th input was handled, before the journal sync: the input and its outputs are
     /// lost, its ack never reaches the source.
     BeforeSync(u64),
+    /// After the k-th input was synced, before its outputs were released: the input is durable,
+    /// but its calls were never made, its audit records never stored, its ack never seen.
+    AfterSync(u64),
     /// After the k-th input was synced and its outputs released.
     AfterRelease(u64),
 }
@@ -228,11 +246,20 @@ impl World {
         World::with_host(Host::Plain(Engine::new(config, seed)))
     }
 
-    /// An engine behind a durable journal, synced after every input.
+    /// An engine behind a durable in-memory journal, synced after every input.
     pub fn durable(config: Config, seed: u64, snapshot_every: u64) -> World {
-        let (de, rec) =
-            DurableEngine::open(MemoryJournal::new(), config.clone(), seed, snapshot_every)
-                .expect("a fresh journal opens");
+        World::durable_on(Box::new(MemoryJournal::new()), config, seed, snapshot_every)
+    }
+
+    /// An engine behind the given (empty) journal, synced after every input.
+    pub fn durable_on(
+        journal: Box<dyn CrashJournal>,
+        config: Config,
+        seed: u64,
+        snapshot_every: u64,
+    ) -> World {
+        let (de, rec) = DurableEngine::open(journal, config.clone(), seed, snapshot_every)
+            .expect("a fresh journal opens");
         assert_eq!(rec, Recovery::default());
         World::with_host(Host::Durable {
             de: Some(de),
@@ -345,6 +372,10 @@ impl World {
                     return None;
                 }
                 de.sync().expect("journal sync");
+                if self.crash_points.contains(&CrashPoint::AfterSync(k)) {
+                    self.crash();
+                    return None;
+                }
                 ack
             }
         };
@@ -366,10 +397,17 @@ impl World {
         else {
             panic!("only a durable world can crash");
         };
-        let mut journal = de.take().expect("engine open").into_journal();
-        journal.crash();
-        let (mut fresh, rec) = DurableEngine::open(journal, config.clone(), *seed, *snapshot_every)
-            .expect("recovery succeeds");
+        let journal = de.take().expect("engine open").into_journal().crash();
+        // The audit store survives the crash; what it lacks, the engine issues again.
+        let stored = self.audit.last().map_or(0, |r| r.seq);
+        let (mut fresh, rec) = DurableEngine::open_after_audit(
+            journal,
+            config.clone(),
+            *seed,
+            *snapshot_every,
+            stored,
+        )
+        .expect("recovery succeeds");
         fresh.sync().expect("journal sync");
         *de = Some(fresh);
         self.recoveries.push(rec);
@@ -388,6 +426,9 @@ impl World {
     /// Polls the engine's outputs: audit records are stored, calls are delivered to the targets.
     fn release(&mut self) {
         while let Some(r) = self.engine_mut().poll_audit() {
+            // The store takes the chain in order, without gaps or repeats.
+            let last = self.audit.last().map_or(0, |l| l.seq);
+            assert_eq!(r.seq, last + 1, "audit record out of sequence: {r:?}");
             self.audit.push(r);
         }
         while let Some(call) = self.engine_mut().poll_command() {
