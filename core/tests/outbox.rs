@@ -622,6 +622,41 @@ fn critical_calls_go_first() {
     );
 }
 
+#[test]
+fn bulk_waits_behind_transactional_and_critical_at_a_busy_target() {
+    let mut c = Config::default();
+    c.targets[System::Mes.index()].in_flight_max = 1;
+    let mut w = plant(c);
+    w.set_policy(|_, _| Plan {
+        delivery: Delivery::Done,
+        latency: Duration::from_secs(1),
+        duplicate_after: None,
+    });
+    // All at once: the first bulk call takes MES's one slot, the rest queue by class.
+    w.send(material("m-7", "M-7", 1, "bracket"));
+    w.send(material("m-8", "M-8", 1, "clip"));
+    w.send(order("o-2", "O-2", 20_001, 20_100));
+    w.send(nc("nc-1", "NC-1", S1, 5_000, 5_001));
+    w.run_for(Duration::from_millis(1));
+    assert_eq!(w.engine().target_health(System::Mes).queued, [1, 1, 1]);
+    w.settle();
+    let mes: Vec<String> = w
+        .mes()
+        .keys()
+        .into_iter()
+        .filter(|k| !k.contains("asset") && k != "w6/dispatch/O-1")
+        .collect();
+    assert_eq!(
+        mes,
+        [
+            "w5/mes/material/M-7/v1",
+            "w1/NC-1/stop",
+            "w6/dispatch/O-2",
+            "w5/mes/material/M-8/v1"
+        ]
+    );
+}
+
 // ---- look before post ----------------------------------------------------------------------------
 
 fn legacy_world() -> World {

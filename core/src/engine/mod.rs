@@ -41,7 +41,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
-use workflows::{Owner, Workflows};
+use workflows::{Owner, Retry, Workflows};
 
 /// One input to the engine.
 // Events dominate the input mix, so boxing them would cost an allocation per input for nothing.
@@ -117,13 +117,16 @@ pub struct DeadLetter {
     pub at: Instant,
     pub reason: DeadLetterReason,
     pub origin: EventRef,
-    /// The call, when the dead letter is a call; `None` for an unprocessable event.
+    /// The call, when the dead letter is a call; `None` for an unprocessable event (whose replay
+    /// runs its workflow step again, e.g. once the missing master data has arrived).
     pub target: Option<System>,
     pub key: Option<IdempotencyKey>,
     pub request: Option<Request>,
     pub class: LatencyClass,
     owner: Owner,
     causation: Vec<EventRef>,
+    /// For an unprocessable event: the workflow step to run again on replay.
+    retry: Option<Retry>,
 }
 
 /// Counters for reports and the live view.
@@ -825,6 +828,7 @@ impl Engine {
             class: st.class,
             owner: st.owner,
             causation: st.causation,
+            retry: None,
         };
         self.next_dead_letter += 1;
         if transient {
@@ -866,9 +870,41 @@ impl Engine {
         let (Some(target), Some(key), Some(request)) =
             (dl.target, dl.key.clone(), dl.request.clone())
         else {
-            // An unprocessable event has no call to replay; keep it listed.
-            self.dead_letters.insert(id, dl);
-            return false;
+            let Some(retry) = dl.retry.clone() else {
+                self.dead_letters.insert(id, dl);
+                return false;
+            };
+            // An unprocessable event: its workflow step runs again (and dead-letters it again if
+            // its cause is not fixed yet).
+            self.stats.dead_letters_replayed += 1;
+            let rec = AuditRecord {
+                seq: 0,
+                at: self.now,
+                action: AuditAction::Replayed,
+                target: System::Erp,
+                request: "event".to_owned(),
+                key: IdempotencyKey(String::new()),
+                receipt: None,
+                reason: Some(dl.reason.describe()),
+                origin: dl.origin.clone(),
+                causation: dl.causation.clone(),
+                prev_hash: String::new(),
+                hash: String::new(),
+            };
+            self.audit_out.push_back(self.chain.link(rec));
+            let mut fx = Effects::default();
+            self.workflows.retry(
+                retry,
+                dl.origin,
+                dl.class,
+                &self.registry,
+                &self.config,
+                self.now,
+                &mut fx,
+                &mut self.stats,
+            );
+            self.apply_effects(fx);
+            return true;
         };
         self.stats.dead_letters_replayed += 1;
         let rec = AuditRecord {
@@ -931,7 +967,14 @@ impl Engine {
         for c in fx.calls {
             self.enqueue(c);
         }
-        for (origin, causation, class, detail) in fx.unprocessable {
+        for Unprocessable {
+            origin,
+            causation,
+            class,
+            detail,
+            retry,
+        } in fx.unprocessable
+        {
             let dl = DeadLetter {
                 id: self.next_dead_letter,
                 at: self.now,
@@ -943,6 +986,7 @@ impl Engine {
                 class,
                 owner: Owner::None,
                 causation,
+                retry: Some(retry),
             };
             self.next_dead_letter += 1;
             self.record_dead_letter(dl);
@@ -966,12 +1010,21 @@ struct NewCall {
     needs_lookup: bool,
 }
 
+/// An event a workflow could not apply, for the dead-letter queue.
+#[derive(Debug)]
+struct Unprocessable {
+    origin: EventRef,
+    causation: Vec<EventRef>,
+    class: LatencyClass,
+    detail: String,
+    retry: Retry,
+}
+
 /// What a workflow step produced, applied by the engine afterwards.
 #[derive(Debug, Default)]
 struct Effects {
     calls: Vec<NewCall>,
-    /// (origin, causation, class, reason)
-    unprocessable: Vec<(EventRef, Vec<EventRef>, LatencyClass, String)>,
+    unprocessable: Vec<Unprocessable>,
     enrichment_timers: Vec<(Instant, u64)>,
 }
 

@@ -4,7 +4,7 @@
 //! idempotency key derived from the correlation and the step (`w1/<nc>/hold`), so that every retry,
 //! duplicate event and recovery asks for the same posting.
 
-use super::{Config, Effects, Registry};
+use super::{Config, Effects, Registry, Unprocessable};
 use crate::call::{EventRef, Request};
 use crate::event::{Event, EventData};
 use crate::model::*;
@@ -65,6 +65,17 @@ pub(super) enum Owner {
     },
 }
 
+/// The workflow step an unprocessable event's dead letter runs again when it is replayed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) enum Retry {
+    /// W1: contain the NC (its station or line's order was unknown).
+    Contain(NcId),
+    /// W4: open a breakdown work order (the station was unknown).
+    Breakdown { station: StationId, code: String },
+    /// W6: confirm production (too many confirmations were parked behind a hold).
+    Confirm(ProductionConfirmation),
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 enum StepState {
     #[default]
@@ -106,6 +117,9 @@ struct MasterDataSync {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(super) struct Workflows {
     containments: FxHashMap<NcId, Containment>,
+    /// The holds in force (posted or about to be, not yet released), by NC: what W6 confirmations
+    /// are checked against, without walking every containment ever made.
+    active_holds: BTreeMap<NcId, SerialRange>,
     /// Work orders the core created for an NC.
     work_order_nc: FxHashMap<WorkOrderId, NcId>,
     /// Work orders whose completion was already applied (a re-sent completion with a new event id
@@ -237,6 +251,7 @@ impl Workflows {
         };
         let wo = WorkOrderId::new(derived_id("WO-", id.as_str())).expect("derived ids are valid");
         self.work_order_nc.insert(wo.clone(), id.clone());
+        self.active_holds.insert(id.clone(), hold.serials);
         c.hold = Some(hold.clone());
         c.station = Some(nc.station.clone());
         let causes = vec![origin.clone()];
@@ -324,15 +339,16 @@ impl Workflows {
         };
         c.waiting_slot = None;
         if let Some((nc, origin, class)) = &c.nc {
-            fx.unprocessable.push((
-                origin.clone(),
-                vec![origin.clone()],
-                *class,
-                format!(
+            fx.unprocessable.push(Unprocessable {
+                origin: origin.clone(),
+                causation: vec![origin.clone()],
+                class: *class,
+                detail: format!(
                     "NC {id}: station {} has no known asset placement or production order",
                     nc.station
                 ),
-            ));
+                retry: Retry::Contain(id.clone()),
+            });
         }
     }
 
@@ -508,12 +524,16 @@ impl Workflows {
             return;
         }
         let Some(p) = reg.placement(station) else {
-            fx.unprocessable.push((
-                origin.clone(),
-                vec![origin],
-                LatencyClass::Critical,
-                format!("station {station} has no known asset placement"),
-            ));
+            fx.unprocessable.push(Unprocessable {
+                origin: origin.clone(),
+                causation: vec![origin],
+                class: LatencyClass::Critical,
+                detail: format!("station {station} has no known asset placement"),
+                retry: Retry::Breakdown {
+                    station: station.clone(),
+                    code: code.to_owned(),
+                },
+            });
             return;
         };
         self.breakdown_seq += 1;
@@ -552,15 +572,16 @@ impl Workflows {
     ) {
         if let Some(k) = self.holding(&c.serials) {
             if k.parked.len() >= cfg.parked_per_hold_max {
-                fx.unprocessable.push((
-                    origin.clone(),
-                    vec![origin],
+                fx.unprocessable.push(Unprocessable {
+                    origin: origin.clone(),
+                    causation: vec![origin],
                     class,
-                    format!(
+                    detail: format!(
                         "more than {} confirmations parked behind one hold",
                         cfg.parked_per_hold_max
                     ),
-                ));
+                    retry: Retry::Confirm(c),
+                });
             } else {
                 stats.confirmations_parked += 1;
                 k.parked.push((c, origin));
@@ -582,13 +603,37 @@ impl Workflows {
     /// The containment whose hold is in force over any of `serials`; the one with the smallest NC
     /// id when several are, so that the choice does not depend on hash-map order.
     fn holding(&mut self, serials: &SerialRange) -> Option<&mut Containment> {
-        self.containments
-            .iter_mut()
-            .filter(|(_, k)| {
-                k.hold_active() && k.hold.as_ref().is_some_and(|h| h.serials.overlaps(serials))
-            })
-            .min_by(|a, b| a.0.cmp(b.0))
-            .map(|(_, k)| k)
+        let (nc, _) = self
+            .active_holds
+            .iter()
+            .find(|(_, held)| held.overlaps(serials))?;
+        let k = self.containments.get_mut(nc);
+        debug_assert!(k.as_ref().is_some_and(|k| k.hold_active()));
+        k
+    }
+
+    /// Runs again the step of an unprocessable event's dead letter.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn retry(
+        &mut self,
+        retry: Retry,
+        origin: EventRef,
+        class: LatencyClass,
+        reg: &Registry,
+        cfg: &Config,
+        now: Instant,
+        fx: &mut Effects,
+        stats: &mut super::Stats,
+    ) {
+        match retry {
+            Retry::Contain(nc) => {
+                if self.containments.contains_key(&nc) {
+                    self.try_contain(&nc, reg, cfg, now, fx);
+                }
+            }
+            Retry::Breakdown { station, code } => self.breakdown(&station, &code, reg, origin, fx),
+            Retry::Confirm(c) => self.confirm(c, origin, class, cfg, fx, stats),
+        }
     }
 
     fn sync_master_data(
@@ -670,6 +715,7 @@ impl Workflows {
                 };
                 c.steps[step.index()] = StepState::Done;
                 if *step == Step::Release {
+                    self.active_holds.remove(nc);
                     let decision = c.disposition.as_ref().map(|(d, _, _)| d.decision);
                     for (mut conf, origin) in std::mem::take(&mut c.parked) {
                         if decision == Some(DispositionDecision::Scrap) {

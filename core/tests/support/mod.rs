@@ -231,6 +231,8 @@ pub struct World {
     pub acks: Vec<(String, Ack)>,
     /// When each event was first accepted (by event id).
     pub accepted_at: HashMap<String, Instant>,
+    /// When each event first reached the engine (by event id), accepted or not.
+    pub first_delivered: HashMap<String, Instant>,
     /// Inputs handed to the engine (not counting recovery's own `Restarted`).
     pub inputs: u64,
     pub crash_points: Vec<CrashPoint>,
@@ -282,6 +284,7 @@ impl World {
             audit: vec![],
             acks: vec![],
             accepted_at: HashMap::new(),
+            first_delivered: HashMap::new(),
             inputs: 0,
             crash_points: vec![],
             recoveries: vec![],
@@ -487,6 +490,7 @@ impl World {
         match item {
             Net::Event(e) => {
                 let id = e.id.clone();
+                self.first_delivered.entry(id.clone()).or_insert(self.now);
                 match self.input(Input::Event(e.clone())) {
                     None => self.send_after(self.resend_after, e),
                     Some(Ack::RetryAfter(d)) => {
@@ -799,36 +803,45 @@ pub fn machine_down(id: &str, station: &str) -> Event {
 /// after the previous one's calls in a fault-free world, and a source re-sending an event a few
 /// seconds late does not reorder the script.
 pub fn closed_loop(w: &mut World) {
+    for (at, e) in closed_loop_events() {
+        w.send_after(at, e);
+    }
+}
+
+/// The closed loop's events with the delay after the start at which each is sent.
+pub fn closed_loop_events() -> Vec<(Duration, Event)> {
     let s = |n: u64| Duration::from_secs(10 * n);
-    w.send(asset("md-1", S1, 1));
-    w.send_after(s(1), asset("md-2", S2, 1));
-    w.send_after(s(2), order("o-1", "O-1", 1, 100));
-    w.send_after(s(3), confirmation("c-1", "O-1", S1, 1, 10));
-    w.send_after(s(4), nc("nc-1", "NC-1", S1, 12, 15));
-    w.send_after(s(5), confirmation("c-2", "O-1", S1, 11, 20));
-    w.send_after(s(6), alarm("al-1", S2, AlarmSeverity::Fault));
-    w.send_after(s(7), material("md-3", "M-100", 1, "housing"));
-    w.send_after(s(8), material("md-4", "M-100", 2, "housing, rev B"));
-    w.send_after(
-        s(9),
-        completed(
-            "wo-1",
-            "WO-NC-1",
-            S1,
-            Some("NC-1"),
-            vec![part("TORQUE-HEAD", 2, 41_250)],
-            vec![labour("T1", 40, 8_500)],
+    vec![
+        (s(0), asset("md-1", S1, 1)),
+        (s(1), asset("md-2", S2, 1)),
+        (s(2), order("o-1", "O-1", 1, 100)),
+        (s(3), confirmation("c-1", "O-1", S1, 1, 10)),
+        (s(4), nc("nc-1", "NC-1", S1, 12, 15)),
+        (s(5), confirmation("c-2", "O-1", S1, 11, 20)),
+        (s(6), alarm("al-1", S2, AlarmSeverity::Fault)),
+        (s(7), material("md-3", "M-100", 1, "housing")),
+        (s(8), material("md-4", "M-100", 2, "housing, rev B")),
+        (
+            s(9),
+            completed(
+                "wo-1",
+                "WO-NC-1",
+                S1,
+                Some("NC-1"),
+                vec![part("TORQUE-HEAD", 2, 41_250)],
+                vec![labour("T1", 40, 8_500)],
+            ),
         ),
-    );
-    w.send_after(
-        s(10),
-        disposition("d-1", "NC-1", DispositionDecision::Release),
-    );
-    w.send_after(
-        s(11),
-        completed("wo-2", "WO-BD-1", S2, None, vec![], vec![]),
-    );
-    w.send_after(s(12), machine_down("st-1", S2));
+        (
+            s(10),
+            disposition("d-1", "NC-1", DispositionDecision::Release),
+        ),
+        (
+            s(11),
+            completed("wo-2", "WO-BD-1", S2, None, vec![], vec![]),
+        ),
+        (s(12), machine_down("st-1", S2)),
+    ]
 }
 
 /// Every key the closed loop must post exactly once when nothing fails.
