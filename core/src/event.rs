@@ -250,10 +250,7 @@ impl Event {
     }
 
     pub fn event_ref(&self) -> EventRef {
-        EventRef {
-            source: self.source.clone(),
-            id: self.id.clone(),
-        }
+        EventRef::new(self.source.as_str(), self.id.as_str())
     }
 
     /// The CloudEvents 1.0 JSON form.

@@ -37,10 +37,11 @@ use crate::model::{LatencyClass, System};
 use crate::time::{Duration, Instant};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::sync::Arc;
 use workflows::{Owner, Retry, Workflows};
 
 /// One input to the engine.
@@ -197,11 +198,24 @@ struct TargetState {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 enum Timer {
-    CallDeadline { call: CallId, attempt: u32 },
-    BackoffOver { call: CallId, attempt: u32 },
-    TargetWake { target: System },
-    DeadLetterProbe { target: System },
-    EnrichmentExpired { nc_slot: u64 },
+    /// Kept in [`Engine::deadlines`], not in the heap.
+    CallDeadline {
+        call: CallId,
+        attempt: u32,
+    },
+    BackoffOver {
+        call: CallId,
+        attempt: u32,
+    },
+    TargetWake {
+        target: System,
+    },
+    DeadLetterProbe {
+        target: System,
+    },
+    EnrichmentExpired {
+        nc_slot: u64,
+    },
 }
 
 /// The health of one target as the engine sees it, for reports and the live view.
@@ -224,6 +238,10 @@ pub struct Engine {
     queued: [u32; 3],
     timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
     timer_seq: u64,
+    /// Deadlines of sends, per target, as (at, seq, call, attempt). A target's deadlines only grow
+    /// (now + its fixed call timeout), so a FIFO keeps them in order and a send costs O(1) rather
+    /// than a heap push and pop. They fire in (at, seq) order together with `timers`.
+    deadlines: [VecDeque<(Instant, u64, CallId, u32)>; 4],
     outbox: VecDeque<Call>,
     audit_out: VecDeque<AuditRecord>,
     chain: ChainHead,
@@ -235,7 +253,16 @@ pub struct Engine {
     workflows: Workflows,
     stats: Stats,
     now: Instant,
+    /// Scratch space for what a workflow step produces, kept to save an allocation per step.
+    #[serde(skip)]
+    fx: Effects,
+    /// Event sources seen, shared by the references to their events (a cache: not state).
+    #[serde(skip)]
+    sources: FxHashSet<Arc<str>>,
 }
+
+/// At most this many event sources are interned; more (a misconfiguration) are simply not shared.
+const SOURCES_INTERNED_MAX: usize = 4_096;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -270,6 +297,7 @@ impl Engine {
             queued: [0; 3],
             timers: BinaryHeap::new(),
             timer_seq: 0,
+            deadlines: Default::default(),
             outbox: VecDeque::new(),
             audit_out: VecDeque::new(),
             chain: ChainHead::default(),
@@ -281,6 +309,8 @@ impl Engine {
             workflows: Workflows::default(),
             stats: Stats::default(),
             now: Instant::ZERO,
+            fx: Effects::default(),
+            sources: FxHashSet::default(),
         }
     }
 
@@ -371,17 +401,36 @@ impl Engine {
         self.seen.insert(key, self.now);
         self.seen_order.push_back((self.now, key));
         self.stats.events_accepted += 1;
-        let mut fx = Effects::default();
+        let mut fx = std::mem::take(&mut self.fx);
+        let origin = EventRef {
+            source: self.intern_source(e.source),
+            id: e.id.into(),
+        };
         self.workflows.apply_event(
             &mut self.registry,
             &self.config,
             self.now,
-            e,
+            origin,
+            e.class,
+            e.data,
             &mut fx,
             &mut self.stats,
         );
-        self.apply_effects(fx);
+        self.apply_effects(&mut fx);
+        self.fx = fx;
         Ack::Accepted
+    }
+
+    /// The shared copy of an event source's name: sources are few, events many.
+    fn intern_source(&mut self, source: String) -> Arc<str> {
+        if let Some(s) = self.sources.get(source.as_str()) {
+            return s.clone();
+        }
+        let s: Arc<str> = source.into();
+        if self.sources.len() < SOURCES_INTERNED_MAX {
+            self.sources.insert(s.clone());
+        }
+        s
     }
 
     fn expire_seen(&mut self) {
@@ -527,7 +576,7 @@ impl Engine {
 
     /// When the engine next wants `Input::Tick`, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _, _))| *at)
+        self.next_timer().map(|(at, _, _)| at)
     }
 
     /// Drops unpolled outputs; used by recovery, whose replayed outputs were released before.
@@ -551,12 +600,34 @@ impl Engine {
         self.timers.push(Reverse((at, self.timer_seq, t)));
     }
 
+    /// The earliest timer: (at, seq, `None` for the heap or the target whose deadline it is).
+    fn next_timer(&self) -> Option<(Instant, u64, Option<usize>)> {
+        let mut best = self
+            .timers
+            .peek()
+            .map(|Reverse((at, seq, _))| (*at, *seq, None));
+        for (i, q) in self.deadlines.iter().enumerate() {
+            if let Some(&(at, seq, _, _)) = q.front()
+                && best.is_none_or(|(b_at, b_seq, _)| (at, seq) < (b_at, b_seq))
+            {
+                best = Some((at, seq, Some(i)));
+            }
+        }
+        best
+    }
+
     fn fire_timers(&mut self) {
-        while let Some(Reverse((at, _, _))) = self.timers.peek() {
-            if *at > self.now {
+        while let Some((at, _, source)) = self.next_timer() {
+            if at > self.now {
                 break;
             }
-            let Reverse((_, _, timer)) = self.timers.pop().expect("peeked");
+            let timer = match source {
+                None => self.timers.pop().expect("peeked").0.2,
+                Some(i) => {
+                    let (_, _, call, attempt) = self.deadlines[i].pop_front().expect("peeked");
+                    Timer::CallDeadline { call, attempt }
+                }
+            };
             match timer {
                 Timer::CallDeadline { call, attempt } => {
                     let live = self.calls.get(&call).is_some_and(|s| {
@@ -593,9 +664,10 @@ impl Engine {
                     }
                 }
                 Timer::EnrichmentExpired { nc_slot } => {
-                    let mut fx = Effects::default();
+                    let mut fx = std::mem::take(&mut self.fx);
                     self.workflows.enrichment_expired(nc_slot, &mut fx);
-                    self.apply_effects(fx);
+                    self.apply_effects(&mut fx);
+                    self.fx = fx;
                 }
             }
         }
@@ -670,12 +742,9 @@ impl Engine {
     }
 
     fn send(&mut self, id: CallId) {
-        let timeout = {
-            let st = &self.calls[&id];
-            self.config.target(st.target).call_timeout
-        };
-        let deadline = self.now + timeout;
         let st = self.calls.get_mut(&id).expect("queued calls exist");
+        let target = st.target;
+        let deadline = self.now + self.config.targets[target.index()].call_timeout;
         st.attempt += 1;
         let lookup = st.needs_lookup;
         st.phase = Phase::InFlight { deadline, lookup };
@@ -699,9 +768,12 @@ impl Engine {
             origin: st.origin.clone(),
         };
         let attempt = st.attempt;
-        self.targets[st.target.index()].in_flight += 1;
+        self.targets[target.index()].in_flight += 1;
         self.outbox.push_back(call);
-        self.set_timer(deadline, Timer::CallDeadline { call: id, attempt });
+        self.timer_seq += 1;
+        let q = &mut self.deadlines[target.index()];
+        debug_assert!(q.back().is_none_or(|last| last.0 <= deadline));
+        q.push_back((deadline, self.timer_seq, id, attempt));
     }
 
     fn end_flight(&mut self, target: System) {
@@ -794,7 +866,7 @@ impl Engine {
             target: st.target,
             request: st.request.name().to_owned(),
             key: st.key,
-            receipt: Some(receipt.clone()),
+            receipt: Some(receipt),
             reason: None,
             origin: st.origin,
             causation: st.causation,
@@ -802,16 +874,10 @@ impl Engine {
             hash: String::new(),
         };
         self.audit_out.push_back(self.chain.link(rec));
-        let mut fx = Effects::default();
-        self.workflows.call_done(
-            &st.owner,
-            &receipt,
-            self.now,
-            &mut self.registry,
-            &self.config,
-            &mut fx,
-        );
-        self.apply_effects(fx);
+        let mut fx = std::mem::take(&mut self.fx);
+        self.workflows.call_done(&st.owner, &mut fx);
+        self.apply_effects(&mut fx);
+        self.fx = fx;
     }
 
     fn dead_letter_call(&mut self, id: CallId, reason: DeadLetterReason) {
@@ -892,7 +958,7 @@ impl Engine {
                 hash: String::new(),
             };
             self.audit_out.push_back(self.chain.link(rec));
-            let mut fx = Effects::default();
+            let mut fx = std::mem::take(&mut self.fx);
             self.workflows.retry(
                 retry,
                 dl.origin,
@@ -903,7 +969,8 @@ impl Engine {
                 &mut fx,
                 &mut self.stats,
             );
-            self.apply_effects(fx);
+            self.apply_effects(&mut fx);
+            self.fx = fx;
             return true;
         };
         self.stats.dead_letters_replayed += 1;
@@ -963,8 +1030,9 @@ impl Engine {
         self.queued[cl.index()] += 1;
     }
 
-    fn apply_effects(&mut self, fx: Effects) {
-        for c in fx.calls {
+    /// Applies and empties `fx`.
+    fn apply_effects(&mut self, fx: &mut Effects) {
+        for c in fx.calls.drain(..) {
             self.enqueue(c);
         }
         for Unprocessable {
@@ -973,7 +1041,7 @@ impl Engine {
             class,
             detail,
             retry,
-        } in fx.unprocessable
+        } in fx.unprocessable.drain(..)
         {
             let dl = DeadLetter {
                 id: self.next_dead_letter,
@@ -991,14 +1059,14 @@ impl Engine {
             self.next_dead_letter += 1;
             self.record_dead_letter(dl);
         }
-        for (at, slot) in fx.enrichment_timers {
+        for (at, slot) in fx.enrichment_timers.drain(..) {
             self.set_timer(at, Timer::EnrichmentExpired { nc_slot: slot });
         }
     }
 }
 
 /// A call a workflow wants made.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct NewCall {
     target: System,
     class: LatencyClass,
@@ -1011,7 +1079,7 @@ struct NewCall {
 }
 
 /// An event a workflow could not apply, for the dead-letter queue.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Unprocessable {
     origin: EventRef,
     causation: Vec<EventRef>,
@@ -1021,7 +1089,7 @@ struct Unprocessable {
 }
 
 /// What a workflow step produced, applied by the engine afterwards.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Effects {
     calls: Vec<NewCall>,
     unprocessable: Vec<Unprocessable>,

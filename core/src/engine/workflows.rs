@@ -6,7 +6,7 @@
 
 use super::{Config, Effects, Registry, Unprocessable};
 use crate::call::{EventRef, Request};
-use crate::event::{Event, EventData};
+use crate::event::EventData;
 use crate::model::*;
 use crate::time::Instant;
 use rustc_hash::FxHashMap;
@@ -47,6 +47,42 @@ fn derived_id(prefix: &str, id: &str) -> String {
     } else {
         format!("{prefix}{}", &blake3::hash(id.as_bytes()).to_hex()[..32])
     }
+}
+
+/// An idempotency key, built in one allocation (keys are short).
+fn key(parts: std::fmt::Arguments<'_>) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(64);
+    s.write_fmt(parts).expect("writing to a String cannot fail");
+    s
+}
+
+/// `w6/<order>/<station>/<first>..=<last>`, the key of a production confirmation: the hottest
+/// key, so written without the formatting machinery.
+fn confirmation_key(c: &ProductionConfirmation) -> String {
+    fn push_u64(s: &mut String, mut v: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        s.extend(digits[i..].iter().map(|d| char::from(*d)));
+    }
+    let mut s = String::with_capacity(64);
+    s.push_str("w6/");
+    s.push_str(c.order.as_str());
+    s.push('/');
+    s.push_str(c.station.as_str());
+    s.push('/');
+    push_u64(&mut s, c.serials.first());
+    s.push_str("..=");
+    push_u64(&mut s, c.serials.last());
+    s
 }
 
 /// Who is waiting for a call to finish.
@@ -135,25 +171,27 @@ pub(super) struct Workflows {
 }
 
 impl Workflows {
+    /// Applies an accepted event, known from here on by `origin`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn apply_event(
         &mut self,
         reg: &mut Registry,
         cfg: &Config,
         now: Instant,
-        e: Event,
+        origin: EventRef,
+        class: LatencyClass,
+        data: EventData,
         fx: &mut Effects,
         stats: &mut super::Stats,
     ) {
-        let origin = e.event_ref();
-        let class = e.class;
-        match e.data {
+        match data {
             EventData::OrderReleased(o) => {
-                let key = format!("w6/dispatch/{}", o.id);
+                let dispatch = key(format_args!("w6/dispatch/{}", o.id));
                 reg.add_order(o.clone(), cfg.orders_per_line_max);
                 fx.call(
                     System::Mes,
                     class,
-                    key,
+                    dispatch,
                     Request::DispatchOrder(o),
                     &origin,
                     vec![origin.clone()],
@@ -265,7 +303,7 @@ impl Workflows {
         fx.call(
             System::Erp,
             class,
-            format!("w1/{id}/hold"),
+            key(format_args!("w1/{id}/hold")),
             Request::PostHold(hold),
             &origin,
             causes.clone(),
@@ -274,7 +312,7 @@ impl Workflows {
         fx.call(
             System::Erp,
             class,
-            format!("w1/{id}/order-status"),
+            key(format_args!("w1/{id}/order-status")),
             Request::SetOrderStatus {
                 order: order.id.clone(),
                 status: OrderStatus::QualityInterruption,
@@ -287,7 +325,7 @@ impl Workflows {
         fx.call(
             System::Cmms,
             class,
-            format!("w1/{id}/work-order"),
+            key(format_args!("w1/{id}/work-order")),
             Request::CreateWorkOrder(MaintenanceWorkOrder {
                 id: wo,
                 asset: placement.asset.clone(),
@@ -307,7 +345,7 @@ impl Workflows {
         fx.call(
             System::Mes,
             class,
-            format!("w1/{id}/stop"),
+            key(format_args!("w1/{id}/stop")),
             Request::ControlStation(LineControl {
                 station: nc.station.clone(),
                 action: LineAction::Stop,
@@ -387,7 +425,7 @@ impl Workflows {
         fx.call(
             System::Erp,
             *class,
-            format!("w3/{id}/release"),
+            key(format_args!("w3/{id}/release")),
             Request::ReleaseHold {
                 hold: hold.id.clone(),
                 decision: d.decision,
@@ -399,7 +437,7 @@ impl Workflows {
         fx.call(
             System::Erp,
             *class,
-            format!("w3/{id}/order-status"),
+            key(format_args!("w3/{id}/order-status")),
             Request::SetOrderStatus {
                 order: hold.order.clone(),
                 status: OrderStatus::Resumed,
@@ -412,7 +450,7 @@ impl Workflows {
         fx.call(
             System::Mes,
             *class,
-            format!("w3/{id}/resume"),
+            key(format_args!("w3/{id}/resume")),
             Request::ControlStation(LineControl {
                 station: station.clone(),
                 action: LineAction::Resume,
@@ -448,7 +486,7 @@ impl Workflows {
             fx.call(
                 System::Qms,
                 class,
-                format!("w2/{wo}/maintenance"),
+                key(format_args!("w2/{wo}/maintenance")),
                 Request::RecordMaintenance {
                     nc: nc.clone(),
                     work_order: wo.clone(),
@@ -466,7 +504,7 @@ impl Workflows {
             fx.call(
                 System::Erp,
                 class,
-                format!("w2/{wo}/goods-issue/{i}"),
+                key(format_args!("w2/{wo}/goods-issue/{i}")),
                 Request::PostGoodsMovement(GoodsMovement {
                     kind: MovementKind::GoodsIssue,
                     material,
@@ -494,7 +532,7 @@ impl Workflows {
             fx.call(
                 System::Erp,
                 class,
-                format!("w2/{wo}/cost/{name}"),
+                key(format_args!("w2/{wo}/cost/{name}")),
                 Request::PostCost(CostPosting {
                     work_order: wo.clone(),
                     kind,
@@ -545,7 +583,7 @@ impl Workflows {
         fx.call(
             System::Cmms,
             LatencyClass::Critical,
-            format!("w4/{station}/{n}"),
+            key(format_args!("w4/{station}/{n}")),
             Request::CreateWorkOrder(MaintenanceWorkOrder {
                 id: wo,
                 asset: p.asset.clone(),
@@ -588,7 +626,7 @@ impl Workflows {
             }
             return;
         }
-        let key = format!("w6/{}/{}/{}", c.order, c.station, c.serials);
+        let key = confirmation_key(&c);
         fx.call(
             System::Erp,
             class,
@@ -681,12 +719,12 @@ impl Workflows {
             key: r.key.clone(),
             version: r.version,
         };
-        let key = format!(
+        let key = key(format_args!(
             "w5/{consumer}/{}/{}/v{}",
             r.kind().as_str(),
             r.key,
             r.version
-        );
+        ));
         fx.call(
             consumer,
             class,
@@ -698,15 +736,7 @@ impl Workflows {
         );
     }
 
-    pub(super) fn call_done(
-        &mut self,
-        owner: &Owner,
-        _receipt: &str,
-        _now: Instant,
-        _reg: &mut Registry,
-        _cfg: &Config,
-        fx: &mut Effects,
-    ) {
+    pub(super) fn call_done(&mut self, owner: &Owner, fx: &mut Effects) {
         match owner {
             Owner::None => {}
             Owner::Containment { nc, step } => {
@@ -727,7 +757,7 @@ impl Workflows {
                             other.parked.push((conf, origin));
                             continue;
                         }
-                        let key = format!("w6/{}/{}/{}", conf.order, conf.station, conf.serials);
+                        let key = confirmation_key(&conf);
                         fx.call(
                             System::Erp,
                             LatencyClass::Transactional,
@@ -758,6 +788,29 @@ impl Workflows {
                     Self::send_master_data(*consumer, r, &origin, LatencyClass::Bulk, fx);
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_confirmation_key_is_the_formatted_one() {
+        for (first, last) in [(0, 0), (1, 10), (999, 1_000_000), (u64::MAX - 1, u64::MAX)] {
+            let c = ProductionConfirmation {
+                order: OrderId::new("O-1").unwrap(),
+                station: StationId::new("P1-L1-S1").unwrap(),
+                material: MaterialId::new("M-1").unwrap(),
+                serials: SerialRange::new(first, last).unwrap(),
+                good: 1,
+                scrap: 0,
+            };
+            assert_eq!(
+                confirmation_key(&c),
+                format!("w6/{}/{}/{}", c.order, c.station, c.serials)
+            );
         }
     }
 }
