@@ -247,8 +247,9 @@ pub struct Engine {
     chain: ChainHead,
     dead_letters: BTreeMap<u64, DeadLetter>,
     next_dead_letter: u64,
-    seen: FxHashMap<[u8; 16], Instant>,
-    seen_order: VecDeque<(Instant, [u8; 16])>,
+    /// Events accepted within the dedupe window, by source and id, with when.
+    seen: FxHashMap<EventRef, Instant>,
+    seen_order: VecDeque<(Instant, EventRef)>,
     registry: Registry,
     workflows: Workflows,
     stats: Stats,
@@ -273,16 +274,6 @@ impl std::fmt::Debug for Engine {
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
-}
-
-fn event_key(e: &Event) -> [u8; 16] {
-    let mut h = blake3::Hasher::new();
-    h.update(&(e.source.len() as u64).to_le_bytes());
-    h.update(e.source.as_bytes());
-    h.update(e.id.as_bytes());
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&h.finalize().as_bytes()[..16]);
-    out
 }
 
 impl Engine {
@@ -388,24 +379,30 @@ impl Engine {
     }
 
     fn handle_event(&mut self, e: Event) -> Ack {
-        let key = event_key(&e);
-        self.expire_seen();
-        if self.seen.contains_key(&key) {
-            self.stats.duplicates_absorbed += 1;
-            return Ack::Duplicate;
-        }
-        if !self.admits(e.class) {
-            self.stats.pushbacks += 1;
-            return Ack::RetryAfter(self.config.retry_after(e.class));
-        }
-        self.seen.insert(key, self.now);
-        self.seen_order.push_back((self.now, key));
-        self.stats.events_accepted += 1;
-        let mut fx = std::mem::take(&mut self.fx);
         let origin = EventRef {
             source: self.intern_source(e.source),
             id: e.id.into(),
         };
+        self.expire_seen();
+        let admitted = self.admits(e.class);
+        // One probe of the dedupe table, keyed by source and id themselves (exact: no digest that
+        // could collide): a duplicate is found, or the slot to fill is.
+        match self.seen.entry(origin.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.stats.duplicates_absorbed += 1;
+                return Ack::Duplicate;
+            }
+            std::collections::hash_map::Entry::Vacant(_) if !admitted => {
+                self.stats.pushbacks += 1;
+                return Ack::RetryAfter(self.config.retry_after(e.class));
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(self.now);
+            }
+        }
+        self.seen_order.push_back((self.now, origin.clone()));
+        self.stats.events_accepted += 1;
+        let mut fx = std::mem::take(&mut self.fx);
         self.workflows.apply_event(
             &mut self.registry,
             &self.config,
@@ -435,12 +432,12 @@ impl Engine {
 
     fn expire_seen(&mut self) {
         let window = self.config.dedupe_window;
-        while let Some(&(at, key)) = self.seen_order.front() {
-            let expired = self.now.saturating_since(at) > window;
+        while let Some((at, _)) = self.seen_order.front() {
+            let expired = self.now.saturating_since(*at) > window;
             if !(expired || self.seen_order.len() >= self.config.dedupe_entries_max) {
                 break;
             }
-            self.seen_order.pop_front();
+            let (at, key) = self.seen_order.pop_front().expect("peeked");
             if self.seen.get(&key) == Some(&at) {
                 self.seen.remove(&key);
             }

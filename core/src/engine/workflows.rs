@@ -129,7 +129,16 @@ struct Containment {
     completion: Option<EventRef>,
     disposition: Option<(Disposition, EventRef, LatencyClass)>,
     waiting_slot: Option<u64>,
-    parked: Vec<(ProductionConfirmation, EventRef)>,
+    /// Confirmations parked behind this hold (they wait in [`Workflows::parked`]).
+    parked: usize,
+}
+
+/// A production confirmation waiting for the release of the hold over its serials.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Parked {
+    nc: NcId,
+    conf: ProductionConfirmation,
+    origin: EventRef,
 }
 
 impl Containment {
@@ -156,6 +165,12 @@ pub(super) struct Workflows {
     /// The holds in force (posted or about to be, not yet released), by NC: what W6 confirmations
     /// are checked against, without walking every containment ever made.
     active_holds: BTreeMap<NcId, SerialRange>,
+    /// Confirmations parked behind holds, oldest first: one list for all holds, so that it keeps
+    /// its capacity instead of growing anew behind every hold.
+    parked: Vec<Parked>,
+    /// Scratch for the confirmations a release lets go.
+    #[serde(skip)]
+    released: Vec<Parked>,
     /// Work orders the core created for an NC.
     work_order_nc: FxHashMap<WorkOrderId, NcId>,
     /// Work orders whose completion was already applied (a re-sent completion with a new event id
@@ -608,8 +623,12 @@ impl Workflows {
         fx: &mut Effects,
         stats: &mut super::Stats,
     ) {
-        if let Some(k) = self.holding(&c.serials) {
-            if k.parked.len() >= cfg.parked_per_hold_max {
+        if let Some(nc) = self.holding(&c.serials) {
+            let k = self
+                .containments
+                .get_mut(&nc)
+                .expect("an active hold has its containment");
+            if k.parked >= cfg.parked_per_hold_max {
                 fx.unprocessable.push(Unprocessable {
                     origin: origin.clone(),
                     causation: vec![origin],
@@ -622,7 +641,12 @@ impl Workflows {
                 });
             } else {
                 stats.confirmations_parked += 1;
-                k.parked.push((c, origin));
+                k.parked += 1;
+                self.parked.push(Parked {
+                    nc,
+                    conf: c,
+                    origin,
+                });
             }
             return;
         }
@@ -640,14 +664,13 @@ impl Workflows {
 
     /// The containment whose hold is in force over any of `serials`; the one with the smallest NC
     /// id when several are, so that the choice does not depend on hash-map order.
-    fn holding(&mut self, serials: &SerialRange) -> Option<&mut Containment> {
+    fn holding(&self, serials: &SerialRange) -> Option<NcId> {
         let (nc, _) = self
             .active_holds
             .iter()
             .find(|(_, held)| held.overlaps(serials))?;
-        let k = self.containments.get_mut(nc);
-        debug_assert!(k.as_ref().is_some_and(|k| k.hold_active()));
-        k
+        debug_assert!(self.containments.get(nc).is_some_and(|k| k.hold_active()));
+        Some(nc.clone())
     }
 
     /// Runs again the step of an unprocessable event's dead letter.
@@ -746,15 +769,28 @@ impl Workflows {
                 c.steps[step.index()] = StepState::Done;
                 if *step == Step::Release {
                     self.active_holds.remove(nc);
+                    c.parked = 0;
                     let decision = c.disposition.as_ref().map(|(d, _, _)| d.decision);
-                    for (mut conf, origin) in std::mem::take(&mut c.parked) {
+                    let mut released = std::mem::take(&mut self.released);
+                    released.extend(self.parked.extract_if(.., |p| p.nc == *nc));
+                    for Parked {
+                        mut conf, origin, ..
+                    } in released.drain(..)
+                    {
                         if decision == Some(DispositionDecision::Scrap) {
                             conf.scrap += conf.good;
                             conf.good = 0;
                         }
                         // Another hold may still be in force over some of these serials.
                         if let Some(other) = self.holding(&conf.serials) {
-                            other.parked.push((conf, origin));
+                            if let Some(k) = self.containments.get_mut(&other) {
+                                k.parked += 1;
+                            }
+                            self.parked.push(Parked {
+                                nc: other,
+                                conf,
+                                origin,
+                            });
                             continue;
                         }
                         let key = confirmation_key(&conf);
@@ -768,6 +804,7 @@ impl Workflows {
                             Owner::None,
                         );
                     }
+                    self.released = released;
                 } else {
                     self.try_release(nc, fx);
                 }
