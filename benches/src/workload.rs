@@ -3,8 +3,10 @@
 //! every call at once. Shared by the `engine` benchmark and the `engine_profile` example.
 
 use plantloop_core::call::{Outcome, Request};
+use plantloop_core::durable::DurableEngine;
 use plantloop_core::engine::{Config, Engine, Input};
 use plantloop_core::event::{Event, EventData, MachineStateChanged};
+use plantloop_core::journal::{Journal, JournalError};
 use plantloop_core::*;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -286,9 +288,75 @@ pub fn drive(engine: &mut Engine, events: Vec<Event>, t0: u64) -> Run {
     run
 }
 
+/// [`drive`] for an engine behind a journal, with group commit and the output commit rule: the
+/// events of a group of `group` are handled, then the journal is synced and only then are the
+/// calls those inputs produced answered; their replies are handled and synced in turn, until the
+/// group's sagas have run to their end. Returns the counts and the number of syncs.
+pub fn drive_durable<J: Journal>(
+    de: &mut DurableEngine<J>,
+    events: Vec<Event>,
+    t0: u64,
+    group: usize,
+) -> Result<(Run, u64), JournalError> {
+    let mut run = Run::default();
+    let mut syncs = 0;
+    let mut now = t0;
+    let receipt = String::from("R-1");
+    let mut calls = Vec::new();
+    let mut events = events.into_iter().peekable();
+    while events.peek().is_some() {
+        now += 1_000;
+        let t = Instant::from_micros(now);
+        for e in events.by_ref().take(group) {
+            black_box(de.handle(t, Input::Event(e))?);
+            run.events += 1;
+        }
+        loop {
+            de.sync()?;
+            syncs += 1;
+            while let Some(r) = de.engine_mut().poll_audit() {
+                black_box(r);
+            }
+            calls.extend(std::iter::from_fn(|| de.engine_mut().poll_command()));
+            if calls.is_empty() {
+                break;
+            }
+            for call in calls.drain(..) {
+                let outcome = match call.request {
+                    Request::LookupPosting { .. } => Outcome::Found { receipt: None },
+                    _ => Outcome::Done {
+                        receipt: receipt.clone(),
+                    },
+                };
+                de.handle(
+                    t,
+                    Input::Reply {
+                        call: call.id,
+                        attempt: call.attempt,
+                        outcome,
+                    },
+                )?;
+                run.replies += 1;
+            }
+        }
+    }
+    Ok((run, syncs))
+}
+
 /// An engine that has taken the plant's master data and first orders.
 pub fn primed() -> Engine {
     let mut e = Engine::new(Config::default(), 7);
     drive(&mut e, priming(), 0);
     e
+}
+
+/// [`primed`] behind `journal` (which must be empty), synced.
+pub fn primed_durable<J: Journal>(journal: J) -> Result<DurableEngine<J>, JournalError> {
+    let (mut de, _) =
+        DurableEngine::open(journal, Config::default(), 7, 0).map_err(|e| match e {
+            plantloop_core::durable::DurableError::Journal(j) => j,
+            other => JournalError::Storage(other.to_string()),
+        })?;
+    drive_durable(&mut de, priming(), 0, 1_000)?;
+    Ok(de)
 }
