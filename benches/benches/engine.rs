@@ -11,13 +11,14 @@
 //! The driver answers every call at once with a success (so each event's saga runs to its end)
 //! and drains the audit records.
 //!
-//! - `engine/mixed`: throughput in **source events** per second, by the wall clock; every reply
-//!   the driver hands back is extra work inside the measured loop (printed once, with counts).
-//! - `engine/mixed-cpu-time`: the same loop timed by the thread's CPU time (Linux
-//!   `/proc/thread-self/schedstat`), which a machine shared with other work does not inflate.
+//! - `engine/mixed`: throughput in **source events** per second; every reply the driver hands
+//!   back is extra work inside the measured loop (printed once, with counts).
 //! - `engine/ingress-parse`: `parse_event` on the same events as CloudEvents JSON, for scale.
 //!
 //! Run with `cargo bench -p plantloop-benches --bench engine -- --warm-up-time 1 --measurement-time 3`.
+//! On a machine shared with other work, wall-clock figures swing; the instruction count does not:
+//! `valgrind --tool=callgrind target/release/examples/engine_profile 1` and read the inclusive
+//! count of `workload::drive` (one run of the workload).
 
 use std::hint::black_box;
 use std::time::{Duration as WallDuration, Instant as WallInstant};
@@ -25,13 +26,6 @@ use std::time::{Duration as WallDuration, Instant as WallInstant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use plantloop_benches::workload::{EVENTS, drive, primed, workload};
 use plantloop_core::event::{Event, parse_event};
-
-/// CPU time this thread has run, from Linux's scheduler statistics (nanoseconds).
-fn thread_cpu_time() -> Option<WallDuration> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
-    Some(WallDuration::from_nanos(ns))
-}
 
 fn engine(c: &mut Criterion) {
     let events = workload(EVENTS, 42);
@@ -73,25 +67,6 @@ fn engine(c: &mut Criterion) {
             total
         })
     });
-
-    // The same, timed by the CPU time of this thread rather than the wall clock: on a machine
-    // shared with other work, this is what one core spends, whatever else runs.
-    if thread_cpu_time().is_some() {
-        g.bench_function("mixed-cpu-time", |b| {
-            b.iter_custom(|iters| {
-                let mut total = WallDuration::ZERO;
-                for _ in 0..iters {
-                    let mut e = primed();
-                    let batch = events.clone();
-                    let start = thread_cpu_time().expect("checked above");
-                    black_box(drive(&mut e, batch, 1_000_000));
-                    total += thread_cpu_time().expect("checked above") - start;
-                    drop(e);
-                }
-                total
-            })
-        });
-    }
 
     let json: Vec<Vec<u8>> = events
         .iter()

@@ -63,6 +63,11 @@ pub struct AuditRecord {
 /// The version of the layout [`AuditRecord::compute_hash`] hashes.
 const HASH_LAYOUT: u8 = 1;
 
+/// 32 bytes as 64 lower-case hex digits.
+fn encode_hash(raw: &[u8; 32]) -> String {
+    blake3::Hash::from_bytes(*raw).to_hex().to_string()
+}
+
 /// 64 hex digits as 32 bytes.
 fn decode_hash(hex: &str) -> Option<[u8; 32]> {
     let b = hex.as_bytes();
@@ -153,8 +158,8 @@ impl AuditRecord {
                 text(buf, &self.prev_hash);
             }
         }
-        let hash = blake3::hash(buf);
-        (hash.to_hex().to_string(), *hash.as_bytes())
+        let raw = *blake3::hash(buf).as_bytes();
+        (encode_hash(&raw), raw)
     }
 }
 
@@ -315,6 +320,9 @@ mod tests {
         b.key = IdempotencyKey("bc".into());
         assert_ne!(a.compute_hash(), b.compute_hash());
         assert_eq!(decode_hash(GENESIS), Some([0; 32]));
+        let raw = *blake3::hash(b"x").as_bytes();
+        assert_eq!(encode_hash(&raw), blake3::hash(b"x").to_hex().as_str());
+        assert_eq!(decode_hash(&encode_hash(&raw)), Some(raw));
         assert_eq!(
             decode_hash(&"A".repeat(64)),
             None,
