@@ -385,6 +385,50 @@ fn nothing_goes_to_a_throttled_target_before_retry_after() {
 }
 
 #[test]
+fn the_configured_rate_limit_holds_in_every_second() {
+    let mut c = Config::default();
+    c.targets[System::Erp.index()].rate_limit_per_s = Some(3);
+    let mut w = plant(c);
+    let t0 = w.now;
+    for i in 1..=10 {
+        w.send(conf(i));
+    }
+    w.settle();
+    let sends: Vec<Instant> = w
+        .calls
+        .iter()
+        .filter(|(_, c)| c.target == System::Erp)
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(sends.len(), 10);
+    for (i, t) in sends.iter().enumerate() {
+        let in_window = sends[i..]
+            .iter()
+            .filter(|u| **u < *t + Duration::from_secs(1))
+            .count();
+        assert!(in_window <= 3, "{in_window} sends within 1 s of {t}");
+    }
+    // And it does not wait longer than it must: 10 calls at 3 per second take 3 more seconds.
+    assert!(*sends.last().unwrap() - t0 <= Duration::from_secs(3));
+    assert_eq!(w.erp().ledger.len(), 10);
+    // Other targets are not limited.
+    w.send(material("m-1", "M-9", 1, "bolt"));
+    w.send(material("m-2", "M-10", 1, "nut"));
+    w.send(material("m-3", "M-11", 1, "washer"));
+    w.send(material("m-4", "M-12", 1, "pin"));
+    let t1 = w.now;
+    w.settle();
+    let mes: Vec<Instant> = w
+        .calls
+        .iter()
+        .filter(|(t, c)| c.target == System::Mes && *t >= t1)
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(mes.len(), 4);
+    assert!(mes.iter().all(|t| *t == t1));
+}
+
+#[test]
 fn the_breaker_opens_after_consecutive_failures_and_half_opens_with_one_probe() {
     let mut c = Config::default();
     c.breaker.failures_to_open = 3;
