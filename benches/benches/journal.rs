@@ -7,6 +7,11 @@
 //! - `journal/<mode>/raw-1000`: plain rusqlite, the same blobs inserted into a two-column table,
 //!   1,000 per transaction with a cached prepared statement and the journal's pragmas: the ceiling.
 //!
+//! - `journal/<mode>/durable-engine-1000`: the engine's mixed workload (see `benches/engine.rs`)
+//!   behind `SqliteJournal`: source events per second when every group of 1,000 events, and the
+//!   replies their calls get, is synced before the outputs go out (about 1.7 journal records per
+//!   event). End to end, for scale; each run starts on a fresh file.
+//!
 //! The target is group-1000 ≥ 50% of raw-1000. Run with
 //! `cargo bench -p plantloop-benches --bench journal -- --warm-up-time 1 --measurement-time 3`.
 
@@ -14,10 +19,13 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use plantloop_benches::workload::{drive_durable, primed_durable, workload};
 use plantloop_core::journal::Journal;
 use plantloop_server::journal::{SqliteJournal, SyncMode};
 
 const RECORD_BYTES: usize = 200;
+/// Source events per run of the durable-engine figure.
+const DURABLE_EVENTS: usize = 50_000;
 const GROUP: usize = 1_000;
 
 /// `GROUP` distinct 200-byte records, made once so the loops measure storage only.
@@ -103,6 +111,30 @@ fn journal(c: &mut Criterion) {
             })
         });
         drop(conn);
+
+        // The engine behind the journal: source events per second of the mixed workload, each
+        // group of 1,000 events and the replies their calls get synced before outputs go out.
+        g.throughput(Throughput::Elements(DURABLE_EVENTS as u64));
+        g.sample_size(10);
+        let events = workload(DURABLE_EVENTS, 42);
+        let mut n = 0;
+        g.bench_function(format!("durable-engine-{GROUP}"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = std::time::Duration::ZERO;
+                for _ in 0..iters {
+                    n += 1;
+                    let path = dir.path().join(format!("engine-{name}-{n}.db"));
+                    let mut de = primed_durable(SqliteJournal::open(&path, mode).unwrap()).unwrap();
+                    let batch = events.clone();
+                    let start = std::time::Instant::now();
+                    black_box(drive_durable(&mut de, batch, 1_000_000, GROUP).unwrap());
+                    total += start.elapsed();
+                    drop(de);
+                    std::fs::remove_file(&path).ok();
+                }
+                total
+            })
+        });
         g.finish();
     }
 }

@@ -1,1 +1,3 @@
-//! placeholder
+//! Shared pieces of plantloop's benchmarks and the load harness.
+
+pub mod workload;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 /// What an audit record attests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[repr(u8)]
 pub enum AuditAction {
     /// The target confirmed the posting.
     Posted,
@@ -20,6 +21,18 @@ pub enum AuditAction {
     DeadLettered,
     /// A dead letter was put back in the outbox.
     Replayed,
+}
+
+impl AuditAction {
+    /// The name the hash covers (the variant's name, as `{:?}` prints it).
+    pub fn name(self) -> &'static str {
+        match self {
+            AuditAction::Posted => "Posted",
+            AuditAction::FoundExisting => "FoundExisting",
+            AuditAction::DeadLettered => "DeadLettered",
+            AuditAction::Replayed => "Replayed",
+        }
+    }
 }
 
 /// One link of the audit chain.
@@ -47,31 +60,106 @@ pub struct AuditRecord {
     pub hash: String,
 }
 
+/// The version of the layout [`AuditRecord::compute_hash`] hashes.
+const HASH_LAYOUT: u8 = 1;
+
+/// 32 bytes as 64 lower-case hex digits.
+fn encode_hash(raw: &[u8; 32]) -> String {
+    blake3::Hash::from_bytes(*raw).to_hex().to_string()
+}
+
+/// 64 hex digits as 32 bytes.
+fn decode_hash(hex: &str) -> Option<[u8; 32]> {
+    let b = hex.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 32];
+    for (i, pair) in b.chunks_exact(2).enumerate() {
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
+}
+
 /// The hash the chain starts from.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 impl AuditRecord {
     /// The hash of everything but `hash` itself.
     pub fn compute_hash(&self) -> String {
-        let mut h = blake3::Hasher::new();
-        let mut field = |b: &[u8]| {
-            h.update(&(b.len() as u64).to_le_bytes());
-            h.update(b);
-        };
-        field(&self.seq.to_le_bytes());
-        field(&self.at.as_micros().to_le_bytes());
-        field(format!("{:?}", self.action).as_bytes());
-        field(self.target.as_str().as_bytes());
-        field(self.request.as_bytes());
-        field(self.key.as_str().as_bytes());
-        field(self.receipt.as_deref().unwrap_or("\u{0}").as_bytes());
-        field(self.reason.as_deref().unwrap_or("\u{0}").as_bytes());
-        for e in std::iter::once(&self.origin).chain(&self.causation) {
-            field(e.source.as_bytes());
-            field(e.id.as_bytes());
+        self.compute_hash_with(&mut Vec::new(), decode_hash(&self.prev_hash))
+            .0
+    }
+
+    /// [`AuditRecord::compute_hash`] with a scratch buffer. The record is laid out compactly and
+    /// unambiguously, then hashed in one go: a layout version byte; `seq` and `at` as little-endian
+    /// u64; the action and the target as one byte each; every text as its LEB128 length and UTF-8
+    /// bytes (`request`, `key`, then `receipt` and `reason` each behind a present/absent byte, then
+    /// the origin's source and id); the number of causes and each cause's source and id; and the
+    /// previous hash as its 32 raw bytes (or, should it not be 64 hex digits, as text behind a
+    /// marker byte).
+    ///
+    /// `prev` is `prev_hash` decoded, when it decodes; the hash is returned as hex and raw.
+    fn compute_hash_with(&self, buf: &mut Vec<u8>, prev: Option<[u8; 32]>) -> (String, [u8; 32]) {
+        fn uleb(buf: &mut Vec<u8>, mut n: u64) {
+            loop {
+                let byte = (n & 0x7f) as u8;
+                n >>= 7;
+                if n == 0 {
+                    buf.push(byte);
+                    return;
+                }
+                buf.push(byte | 0x80);
+            }
         }
-        field(self.prev_hash.as_bytes());
-        h.finalize().to_hex().to_string()
+        fn text(buf: &mut Vec<u8>, s: &str) {
+            uleb(buf, s.len() as u64);
+            buf.extend_from_slice(s.as_bytes());
+        }
+        fn optional(buf: &mut Vec<u8>, s: Option<&str>) {
+            match s {
+                None => buf.push(0),
+                Some(s) => {
+                    buf.push(1);
+                    text(buf, s);
+                }
+            }
+        }
+        buf.clear();
+        buf.push(HASH_LAYOUT);
+        buf.extend_from_slice(&self.seq.to_le_bytes());
+        buf.extend_from_slice(&self.at.as_micros().to_le_bytes());
+        buf.push(self.action as u8);
+        buf.push(self.target.index() as u8);
+        text(buf, &self.request);
+        text(buf, self.key.as_str());
+        optional(buf, self.receipt.as_deref());
+        optional(buf, self.reason.as_deref());
+        text(buf, &self.origin.source);
+        text(buf, &self.origin.id);
+        uleb(buf, self.causation.len() as u64);
+        for e in &self.causation {
+            text(buf, &e.source);
+            text(buf, &e.id);
+        }
+        debug_assert_eq!(prev, decode_hash(&self.prev_hash));
+        match prev {
+            Some(raw) => {
+                buf.push(0);
+                buf.extend_from_slice(&raw);
+            }
+            None => {
+                buf.push(1);
+                text(buf, &self.prev_hash);
+            }
+        }
+        let raw = *blake3::hash(buf).as_bytes();
+        (encode_hash(&raw), raw)
     }
 }
 
@@ -120,6 +208,11 @@ pub fn verify_chain<'a>(
 pub(crate) struct ChainHead {
     pub seq: u64,
     pub hash: String,
+    /// `hash` decoded (a cache: filled on first use after a restore).
+    #[serde(skip)]
+    raw: Option<[u8; 32]>,
+    #[serde(skip)]
+    buf: Vec<u8>,
 }
 
 impl Default for ChainHead {
@@ -127,6 +220,8 @@ impl Default for ChainHead {
         ChainHead {
             seq: 0,
             hash: GENESIS.to_owned(),
+            raw: None,
+            buf: Vec::new(),
         }
     }
 }
@@ -136,8 +231,11 @@ impl ChainHead {
     pub fn link(&mut self, mut r: AuditRecord) -> AuditRecord {
         self.seq += 1;
         r.seq = self.seq;
+        let prev = self.raw.or_else(|| decode_hash(&self.hash));
         r.prev_hash = std::mem::take(&mut self.hash);
-        r.hash = r.compute_hash();
+        let (hash, raw) = r.compute_hash_with(&mut self.buf, prev);
+        r.hash = hash;
+        self.raw = Some(raw);
         self.hash.clone_from(&r.hash);
         r
     }
@@ -157,13 +255,22 @@ mod tests {
             key: IdempotencyKey(format!("k{i}")),
             receipt: Some(format!("R{i}")),
             reason: None,
-            origin: EventRef {
-                source: "/qms".into(),
-                id: format!("e{i}"),
-            },
+            origin: EventRef::new("/qms", format!("e{i}")),
             causation: vec![],
             prev_hash: String::new(),
             hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn action_names_are_the_variant_names() {
+        for a in [
+            AuditAction::Posted,
+            AuditAction::FoundExisting,
+            AuditAction::DeadLettered,
+            AuditAction::Replayed,
+        ] {
+            assert_eq!(a.name(), format!("{a:?}"));
         }
     }
 
@@ -177,5 +284,49 @@ mod tests {
         chain[2].receipt = Some("R3".into());
         chain.remove(1);
         assert_eq!(verify_chain(&chain).unwrap_err().seq, 3);
+    }
+
+    #[test]
+    fn every_field_is_covered_and_absent_differs_from_empty() {
+        let mut head = ChainHead::default();
+        let base = head.link(rec(1));
+        type Edit = Box<dyn Fn(&mut AuditRecord)>;
+        let edits: Vec<Edit> = vec![
+            Box::new(|r| r.seq += 1),
+            Box::new(|r| r.at = Instant::from_secs(99)),
+            Box::new(|r| r.action = AuditAction::FoundExisting),
+            Box::new(|r| r.target = System::Mes),
+            Box::new(|r| r.request = "post_cost".into()),
+            Box::new(|r| r.key = IdempotencyKey("k2".into())),
+            Box::new(|r| r.receipt = None),
+            Box::new(|r| r.receipt = Some(String::new())),
+            Box::new(|r| r.reason = Some(String::new())),
+            Box::new(|r| r.origin.id = "other".into()),
+            Box::new(|r| r.causation.push(r.origin.clone())),
+            Box::new(|r| r.prev_hash = "f".repeat(64)),
+            Box::new(|r| r.prev_hash = "not hex".into()),
+        ];
+        for (i, edit) in edits.iter().enumerate() {
+            let mut r = base.clone();
+            edit(&mut r);
+            assert_ne!(r.compute_hash(), base.hash, "edit {i} is not covered");
+        }
+        // Moving bytes between neighbouring texts changes the hash too.
+        let mut a = base.clone();
+        a.request = "ab".into();
+        a.key = IdempotencyKey("c".into());
+        let mut b = base.clone();
+        b.request = "a".into();
+        b.key = IdempotencyKey("bc".into());
+        assert_ne!(a.compute_hash(), b.compute_hash());
+        assert_eq!(decode_hash(GENESIS), Some([0; 32]));
+        let raw = *blake3::hash(b"x").as_bytes();
+        assert_eq!(encode_hash(&raw), blake3::hash(b"x").to_hex().as_str());
+        assert_eq!(decode_hash(&encode_hash(&raw)), Some(raw));
+        assert_eq!(
+            decode_hash(&"A".repeat(64)),
+            None,
+            "hashes are lower-case hex"
+        );
     }
 }

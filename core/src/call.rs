@@ -10,6 +10,7 @@ use crate::time::{Duration, Instant};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// Identifies one call across its attempts, unique within one engine history (it is journaled state,
 /// so it survives recovery).
@@ -148,12 +149,24 @@ pub struct Call {
 }
 
 /// A reference to a source event: CloudEvents `source` and `id`.
+///
+/// Shared strings, because every call, audit record and dead letter of the event carries its
+/// reference: a clone is a reference count, not a copy.
 #[derive(
     Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
 pub struct EventRef {
-    pub source: String,
-    pub id: String,
+    pub source: Arc<str>,
+    pub id: Arc<str>,
+}
+
+impl EventRef {
+    pub fn new(source: impl Into<Arc<str>>, id: impl Into<Arc<str>>) -> EventRef {
+        EventRef {
+            source: source.into(),
+            id: id.into(),
+        }
+    }
 }
 
 impl fmt::Display for EventRef {

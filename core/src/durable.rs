@@ -49,11 +49,30 @@ impl<J: Journal> DurableEngine<J> {
     /// snapshot and the records after it, followed by [`Input::Restarted`] so that calls in flight at
     /// the crash are sent again. `snapshot_every` bounds replay: a snapshot is taken after that many
     /// records (0: never).
+    ///
+    /// Outputs of the replayed inputs are dropped: this suits a driver that stores each audit record
+    /// in the same step as it syncs (the simulator). A driver that stores audit records after the
+    /// sync opens with [`DurableEngine::open_after_audit`] instead.
     pub fn open(
         journal: J,
         config: Config,
         seed: u64,
         snapshot_every: u64,
+    ) -> Result<(Self, Recovery), DurableError> {
+        Self::open_after_audit(journal, config, seed, snapshot_every, u64::MAX)
+    }
+
+    /// [`DurableEngine::open`] for a driver whose audit store may lag the journal: a crash after a
+    /// sync and before the audit records of the synced inputs were stored would otherwise leave a
+    /// gap in the chain. Every audit record after sequence number `audit_seq_stored` (the last one
+    /// the driver holds; 0 for none) is issued again through [`Engine::poll_audit`], identical to
+    /// the lost original, before any new one.
+    pub fn open_after_audit(
+        journal: J,
+        config: Config,
+        seed: u64,
+        snapshot_every: u64,
+        audit_seq_stored: u64,
     ) -> Result<(Self, Recovery), DurableError> {
         let mut recovery = Recovery::default();
         let (mut engine, after) = match journal.latest_snapshot()? {
@@ -90,7 +109,7 @@ impl<J: Journal> DurableEngine<J> {
             recovery.replayed += 1;
             Ok(())
         })?;
-        engine.discard_outputs();
+        engine.discard_outputs_keeping_audit_after(audit_seq_stored);
         let mut me = DurableEngine {
             engine,
             journal,

@@ -6,6 +6,7 @@
 
 use crate::call::EventRef;
 use crate::model::*;
+use crate::money::Money;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -103,6 +104,32 @@ impl EventType {
             EventType::MachineStateChanged => "mes.machine.state-changed",
             EventType::ProductionConfirmed => "mes.production.confirmed",
             EventType::MasterDataPublished => "masterdata.record.published",
+        }
+    }
+
+    /// What the event says, for its JSON Schema.
+    pub fn description(self) -> &'static str {
+        match self {
+            EventType::OrderReleased => "ERP released a production order to a line.",
+            EventType::NonconformanceCreated => {
+                "QMS raised a nonconformance; an asset-related one starts containment (W1)."
+            }
+            EventType::DispositionApproved => {
+                "QMS approved a disposition; the held stock is released (W3)."
+            }
+            EventType::WorkOrderCreated => "CMMS created a work order.",
+            EventType::WorkOrderCompleted => {
+                "CMMS completed a work order with root cause, parts and labour (W2)."
+            }
+            EventType::DowntimeClassified => "CMMS classified a downtime.",
+            EventType::AlarmRaised => "MES raised a machine alarm; a fault opens a breakdown (W4).",
+            EventType::MachineStateChanged => {
+                "MES reports a station state change; down opens a breakdown (W4)."
+            }
+            EventType::ProductionConfirmed => "MES confirmed production (W6).",
+            EventType::MasterDataPublished => {
+                "A system of record published a master-data record version (W5)."
+            }
         }
     }
 
@@ -223,10 +250,7 @@ impl Event {
     }
 
     pub fn event_ref(&self) -> EventRef {
-        EventRef {
-            source: self.source.clone(),
-            id: self.id.clone(),
-        }
+        EventRef::new(self.source.as_str(), self.id.as_str())
     }
 
     /// The CloudEvents 1.0 JSON form.
@@ -291,7 +315,7 @@ pub enum IngressError {
         version: u32,
         accepted: String,
     },
-    #[error("data.{field}: {reason}")]
+    #[error("{}: {reason}", if field.is_empty() { "data".to_owned() } else { format!("data.{field}") })]
     InvalidData { field: String, reason: String },
 }
 
@@ -307,6 +331,7 @@ impl IngressError {
             IngressError::UnknownType(_) | IngressError::UnsupportedVersion { .. } => {
                 "type".to_owned()
             }
+            IngressError::InvalidData { field, .. } if field.is_empty() => "data".to_owned(),
             IngressError::InvalidData { field, .. } => format!("data.{field}"),
         }
     }
@@ -337,13 +362,29 @@ fn string_attr(
 }
 
 fn data_as<T: serde::de::DeserializeOwned>(data: Value) -> Result<T, IngressError> {
-    serde_path_to_error::deserialize(data).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        IngressError::InvalidData {
-            field: if path == "." { String::new() } else { path },
-            reason: inner,
+    serde_path_to_error::deserialize(&data).map_err(|e| {
+        let mut field = match e.path().to_string() {
+            p if p == "." => String::new(),
+            p => p,
+        };
+        let reason = e.into_inner().to_string();
+        // serde reports a missing field at its container, and a model rule that checks a whole
+        // record (`version: must be at least 1`) at the record: name the field itself.
+        let missing = reason
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split_once('`'))
+            .map(|(name, _)| name);
+        let rule = reason
+            .split_once(": ")
+            .map(|(name, _)| name)
+            .filter(|name| field.is_empty() && data.get(name).is_some());
+        if let Some(name) = missing.or(rule) {
+            if !field.is_empty() {
+                field.push('.');
+            }
+            field.push_str(name);
         }
+        IngressError::InvalidData { field, reason }
     })
 }
 
@@ -459,6 +500,14 @@ pub fn parse_event_value(value: Value) -> Result<Event, IngressError> {
         });
     }
     let time = string_attr(&mut m, "time", false)?;
+    if let Some(t) = &time
+        && !valid_rfc3339(t)
+    {
+        return Err(IngressError::InvalidAttribute {
+            attribute: "time",
+            reason: format!("{t:?} is not an RFC 3339 timestamp (2026-03-01T06:00:00Z)"),
+        });
+    }
     let subject = string_attr(&mut m, "subject", false)?;
     let correlation = string_attr(&mut m, "correlationid", false)?;
     let causation = string_attr(&mut m, "causationid", false)?;
@@ -489,7 +538,15 @@ pub fn parse_event_value(value: Value) -> Result<Event, IngressError> {
     let data = m
         .remove("data")
         .ok_or(IngressError::MissingAttribute("data"))?;
+    if !data.is_object() {
+        // Every payload is a record; serde would also read one from an array, by position.
+        return Err(IngressError::InvalidData {
+            field: String::new(),
+            reason: "must be a JSON object".into(),
+        });
+    }
     let data = parse_data(t, version, data)?;
+    check_data(&data)?;
     Ok(Event {
         id,
         source,
@@ -504,6 +561,141 @@ pub fn parse_event_value(value: Value) -> Result<Event, IngressError> {
     })
 }
 
+/// The most parts or labour lines one work-order completion may carry.
+pub const COMPLETION_LINES_MAX: usize = 1_000;
+
+/// Rules that span fields or need arithmetic, checked after the types' own checks, so that the
+/// engine never meets a cost that overflows or a span that ends before it starts.
+fn check_data(data: &EventData) -> Result<(), IngressError> {
+    let bad = |field: String, reason: &str| {
+        Err(IngressError::InvalidData {
+            field,
+            reason: reason.to_owned(),
+        })
+    };
+    match data {
+        EventData::WorkOrderCompleted(w) => {
+            for (name, n) in [("parts", w.parts.len()), ("labour", w.labour.len())] {
+                if n > COMPLETION_LINES_MAX {
+                    return bad(
+                        name.to_owned(),
+                        &format!("{n} lines, more than {COMPLETION_LINES_MAX}"),
+                    );
+                }
+            }
+            let mut total = Money::ZERO;
+            for (i, p) in w.parts.iter().enumerate() {
+                if p.quantity == 0 {
+                    return bad(format!("parts[{i}].quantity"), "must be at least 1");
+                }
+                if p.unit_cost < Money::ZERO {
+                    return bad(format!("parts[{i}].unit_cost"), "must not be negative");
+                }
+                let Some(t) = p
+                    .unit_cost
+                    .checked_mul(p.quantity.into())
+                    .and_then(|c| total.checked_add(c))
+                else {
+                    return bad(format!("parts[{i}].unit_cost"), "the parts cost overflows");
+                };
+                total = t;
+            }
+            let mut total = Money::ZERO;
+            for (i, l) in w.labour.iter().enumerate() {
+                if l.rate_per_hour < Money::ZERO {
+                    return bad(format!("labour[{i}].rate_per_hour"), "must not be negative");
+                }
+                // `cost` saturates: a rate × minutes beyond the range shows as its bound.
+                let cost = l.cost();
+                let Some(t) = total.checked_add(cost).filter(|_| cost.cents() < i64::MAX) else {
+                    return bad(
+                        format!("labour[{i}].rate_per_hour"),
+                        "the labour cost overflows",
+                    );
+                };
+                total = t;
+            }
+        }
+        EventData::DowntimeClassified(d) if d.ended_at.is_some_and(|end| end < d.started_at) => {
+            return bad("ended_at".into(), "is before started_at");
+        }
+        EventData::MasterDataPublished(r) => {
+            if let MasterDataPayload::InspectionSpec(s) = &r.payload
+                && s.lower_milli > s.upper_milli
+            {
+                return bad(
+                    "payload.inspection-spec.upper_milli".into(),
+                    "is below lower_milli",
+                );
+            }
+        }
+        EventData::ProductionConfirmed(c) => {
+            let units = u64::from(c.good) + u64::from(c.scrap);
+            if units > c.serials.len() {
+                return bad(
+                    "good".into(),
+                    &format!(
+                        "good + scrap = {units} units, more than the {} serials {}",
+                        c.serials.len(),
+                        c.serials
+                    ),
+                );
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, with each part in range (RFC 3339 section 5.6).
+fn valid_rfc3339(t: &str) -> bool {
+    let b = t.as_bytes();
+    let num = |r: std::ops::Range<usize>, max: u32| -> Option<u32> {
+        let s = b.get(r)?;
+        if !s.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let v = s.iter().fold(0u32, |a, d| a * 10 + u32::from(d - b'0'));
+        (v <= max).then_some(v)
+    };
+    let at = |i: usize, c: &[u8]| b.get(i).is_some_and(|x| c.contains(x));
+    let date_time = num(0..4, 9999).is_some()
+        && at(4, b"-")
+        && num(5..7, 12).is_some_and(|m| m >= 1)
+        && at(7, b"-")
+        && num(8..10, 31).is_some_and(|d| d >= 1)
+        && at(10, b"Tt ")
+        && num(11..13, 23).is_some()
+        && at(13, b":")
+        && num(14..16, 59).is_some()
+        && at(16, b":")
+        && num(17..19, 60).is_some();
+    if !date_time {
+        return false;
+    }
+    let mut i = 19;
+    if at(i, b".") {
+        i += 1;
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+    }
+    match b.get(i) {
+        Some(b'Z' | b'z') => i + 1 == b.len(),
+        Some(b'+' | b'-') => {
+            i + 6 == b.len()
+                && num(i + 1..i + 3, 23).is_some()
+                && at(i + 3, b":")
+                && num(i + 4..i + 6, 59).is_some()
+        }
+        _ => false,
+    }
+}
+
 fn valid_traceparent(tp: &str) -> bool {
     let parts: Vec<&str> = tp.split('-').collect();
     let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
@@ -514,35 +706,88 @@ fn valid_traceparent(tp: &str) -> bool {
         && hex(parts[3], 2)
 }
 
-/// JSON Schemas of every event type's `data`, current and accepted older versions, keyed by the full
-/// CloudEvents `type`. Checked in under `core/schemas/`; a test fails when they drift from the code.
-pub fn data_schemas() -> Vec<(String, Value)> {
-    use schemars::schema_for;
+/// The CloudEvents envelope of one event type, declared only to derive its JSON Schema: the
+/// attributes ingress reads, with the limits it enforces, around the type's `data`.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct Envelope<T> {
+    /// The CloudEvents version.
+    #[schemars(extend("const" = "1.0"))]
+    specversion: String,
+    /// Unique per `source`; a repeat of `source` + `id` is acknowledged and not applied again.
+    #[schemars(length(min = 1, max = 512))]
+    id: String,
+    /// The emitting system, e.g. `/plants/P1/mes`.
+    #[schemars(length(min = 1, max = 512))]
+    source: String,
+    /// `com.plantloop.<system>.<object>.<verb>.v<version>`.
+    #[schemars(rename = "type")]
+    ty: String,
+    #[schemars(extend("enum" = ["application/json", null]))]
+    datacontenttype: Option<String>,
+    /// RFC 3339 timestamp, passed through.
+    #[schemars(extend("format" = "date-time"), length(max = 512))]
+    time: Option<String>,
+    #[schemars(length(max = 512))]
+    subject: Option<String>,
+    /// Extension: the business thread this event belongs to.
+    #[schemars(length(max = 512))]
+    correlationid: Option<String>,
+    /// Extension: the event that caused this one.
+    #[schemars(length(max = 512))]
+    causationid: Option<String>,
+    /// Extension: W3C trace context.
+    #[schemars(pattern(r"^[0-9a-fA-F]{2}-[0-9a-fA-F]{32}-[0-9a-fA-F]{16}-[0-9a-fA-F]{2}$"))]
+    traceparent: Option<String>,
+    /// Extension: the plant the event comes from.
+    plant: Option<PlantId>,
+    /// Extension: overrides the type's default latency class.
+    latencyclass: Option<LatencyClass>,
+    data: T,
+}
+
+fn envelope_schema<T: JsonSchema>(type_string: String, description: &str) -> Value {
+    let mut v =
+        serde_json::to_value(schemars::schema_for!(Envelope<T>)).expect("schemas serialize");
+    v["title"] = type_string.clone().into();
+    v["description"] = description.into();
+    v["properties"]["type"] = serde_json::json!({ "const": type_string });
+    v
+}
+
+/// JSON Schemas of every event type, the whole CloudEvent with its `data`, for the current version
+/// and each older version ingress still accepts, keyed by the full CloudEvents `type` and sorted.
+/// Generated from the types; checked in under `core/schemas/`, where a test fails when they drift.
+pub fn event_schemas() -> Vec<(String, Value)> {
     let mut out = vec![];
     for t in EventType::ALL {
+        let (ty, d) = (t.type_string(), t.description());
         let schema = match t {
-            EventType::OrderReleased => schema_for!(ProductionOrder),
-            EventType::NonconformanceCreated => schema_for!(Nonconformance),
-            EventType::DispositionApproved => schema_for!(Disposition),
-            EventType::WorkOrderCreated => schema_for!(WorkOrderCreated),
-            EventType::WorkOrderCompleted => schema_for!(WorkOrderCompletion),
-            EventType::DowntimeClassified => schema_for!(DowntimeEvent),
-            EventType::AlarmRaised => schema_for!(Alarm),
-            EventType::MachineStateChanged => schema_for!(MachineStateChanged),
-            EventType::ProductionConfirmed => schema_for!(ProductionConfirmation),
-            EventType::MasterDataPublished => schema_for!(MasterDataRecord),
+            EventType::OrderReleased => envelope_schema::<ProductionOrder>(ty.clone(), d),
+            EventType::NonconformanceCreated => envelope_schema::<Nonconformance>(ty.clone(), d),
+            EventType::DispositionApproved => envelope_schema::<Disposition>(ty.clone(), d),
+            EventType::WorkOrderCreated => envelope_schema::<WorkOrderCreated>(ty.clone(), d),
+            EventType::WorkOrderCompleted => envelope_schema::<WorkOrderCompletion>(ty.clone(), d),
+            EventType::DowntimeClassified => envelope_schema::<DowntimeEvent>(ty.clone(), d),
+            EventType::AlarmRaised => envelope_schema::<Alarm>(ty.clone(), d),
+            EventType::MachineStateChanged => envelope_schema::<MachineStateChanged>(ty.clone(), d),
+            EventType::ProductionConfirmed => {
+                envelope_schema::<ProductionConfirmation>(ty.clone(), d)
+            }
+            EventType::MasterDataPublished => envelope_schema::<MasterDataRecord>(ty.clone(), d),
         };
-        out.push((
-            t.type_string(),
-            serde_json::to_value(schema).expect("schemas serialize"),
-        ));
+        out.push((ty, schema));
     }
+    let nc_v1 = format!(
+        "{TYPE_PREFIX}{}.v1",
+        EventType::NonconformanceCreated.name()
+    );
     out.push((
-        format!(
-            "{TYPE_PREFIX}{}.v1",
-            EventType::NonconformanceCreated.name()
+        nc_v1.clone(),
+        envelope_schema::<NonconformanceV1>(
+            nc_v1,
+            "Version 1 of the nonconformance event, upcast to the current version at ingress.",
         ),
-        serde_json::to_value(schemars::schema_for!(NonconformanceV1)).expect("schemas serialize"),
     ));
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out

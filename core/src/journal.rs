@@ -54,6 +54,32 @@ pub trait Journal {
     fn durability(&self) -> Durability;
 }
 
+/// A boxed journal is a journal, so a driver can choose its journal at run time
+/// (`DurableEngine<Box<dyn Journal>>`).
+impl<J: Journal + ?Sized> Journal for Box<J> {
+    fn append(&mut self, record: &[u8]) -> Result<Lsn, JournalError> {
+        (**self).append(record)
+    }
+    fn sync(&mut self) -> Result<Lsn, JournalError> {
+        (**self).sync()
+    }
+    fn last_lsn(&self) -> Lsn {
+        (**self).last_lsn()
+    }
+    fn replay_after(&self, after: Lsn, visit: &mut Visit<'_>) -> Result<(), JournalError> {
+        (**self).replay_after(after, visit)
+    }
+    fn save_snapshot(&mut self, lsn: Lsn, state: &[u8]) -> Result<(), JournalError> {
+        (**self).save_snapshot(lsn, state)
+    }
+    fn latest_snapshot(&self) -> Result<Option<(Lsn, Vec<u8>)>, JournalError> {
+        (**self).latest_snapshot()
+    }
+    fn durability(&self) -> Durability {
+        (**self).durability()
+    }
+}
+
 /// An in-memory journal for the simulator and tests. [`MemoryJournal::crash`] models a process crash:
 /// records appended but not synced are lost.
 #[derive(Debug, Default, Clone)]

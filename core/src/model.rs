@@ -29,6 +29,8 @@ impl ModelError {
 
 /// The longest identifier any system may use.
 pub const ID_LEN_MAX: usize = 64;
+/// The characters identifiers are made of, as a JSON Schema `pattern`.
+pub const ID_PATTERN: &str = "^[A-Za-z0-9._:/-]+$";
 
 fn check_id(field: &'static str, s: &str) -> Result<(), ModelError> {
     if s.is_empty() {
@@ -53,11 +55,27 @@ fn check_id(field: &'static str, s: &str) -> Result<(), ModelError> {
 }
 
 macro_rules! id_type {
-    ($(#[$doc:meta])* $name:ident, $field:literal) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+    ($doc:literal, $name:ident, $field:literal) => {
+        #[doc = $doc]
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
+
+        impl JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            /// A string with the constructor's rules, so the schema refuses what ingress refuses.
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({
+                    "description": $doc,
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": ID_LEN_MAX,
+                    "pattern": ID_PATTERN,
+                })
+            }
+        }
 
         impl $name {
             /// Validates: 1–64 bytes of `[A-Za-z0-9._:/-]`.
@@ -89,38 +107,42 @@ macro_rules! id_type {
     };
 }
 
-id_type!(/// ISA-95 site: a plant.
-    PlantId, "plant");
-id_type!(/// ISA-95 production line.
-    LineId, "line");
-id_type!(/// ISA-95 work cell: one station of a line, as MES names it (`P1-L1-S3`).
-    StationId, "station");
-id_type!(/// Equipment as CMMS names it; master data maps it to a station.
-    AssetId, "asset");
-id_type!(/// Material (item master) number.
-    MaterialId, "material");
-id_type!(/// Material lot.
-    LotId, "lot");
-id_type!(/// Production order.
-    OrderId, "order");
-id_type!(/// Inspection result.
-    InspectionId, "inspection");
-id_type!(/// Quality characteristic, e.g. `torque`.
-    CharacteristicId, "characteristic");
-id_type!(/// Nonconformance.
-    NcId, "nc");
-id_type!(/// Quality hold on inventory, as the core names it (ERP may add its own document number).
-    HoldId, "hold");
-id_type!(/// Maintenance work order.
-    WorkOrderId, "work_order");
-id_type!(/// Spare part number.
-    PartId, "part");
-id_type!(/// Technician.
-    TechnicianId, "technician");
-id_type!(/// Corrective and preventive action.
-    CapaId, "capa");
-id_type!(/// Master-data record key (material number, asset id, spec id).
-    RecordKey, "key");
+id_type!("ISA-95 site: a plant.", PlantId, "plant");
+id_type!("ISA-95 production line.", LineId, "line");
+id_type!(
+    "ISA-95 work cell: one station of a line, as MES names it (`P1-L1-S3`).",
+    StationId,
+    "station"
+);
+id_type!(
+    "Equipment as CMMS names it; master data maps it to a station.",
+    AssetId,
+    "asset"
+);
+id_type!("Material (item master) number.", MaterialId, "material");
+id_type!("Material lot.", LotId, "lot");
+id_type!("Production order.", OrderId, "order");
+id_type!("Inspection result.", InspectionId, "inspection");
+id_type!(
+    "Quality characteristic, e.g. `torque`.",
+    CharacteristicId,
+    "characteristic"
+);
+id_type!("Nonconformance.", NcId, "nc");
+id_type!(
+    "Quality hold on inventory, as the core names it (ERP may add its own document number).",
+    HoldId,
+    "hold"
+);
+id_type!("Maintenance work order.", WorkOrderId, "work_order");
+id_type!("Spare part number.", PartId, "part");
+id_type!("Technician.", TechnicianId, "technician");
+id_type!("Corrective and preventive action.", CapaId, "capa");
+id_type!(
+    "Master-data record key (material number, asset id, spec id).",
+    RecordKey,
+    "key"
+);
 
 /// The four systems of record the core connects.
 #[derive(
@@ -205,6 +227,10 @@ pub struct SerialRange {
 
 /// The wire form of [`SerialRange`], checked on the way in.
 #[derive(Deserialize, JsonSchema)]
+#[schemars(
+    rename = "SerialRange",
+    description = "An inclusive range of unit serial numbers: `first` ≤ `last`."
+)]
 struct SerialRangeRaw {
     first: u64,
     last: u64,
@@ -240,8 +266,9 @@ impl SerialRange {
     pub fn last(&self) -> u64 {
         self.last
     }
+    /// The number of serials; saturates at `u64::MAX` for the one range that holds 2^64.
     pub fn len(&self) -> u64 {
-        self.last - self.first + 1
+        (self.last - self.first).saturating_add(1)
     }
     /// Never true: a range holds at least one serial.
     pub fn is_empty(&self) -> bool {
@@ -627,11 +654,33 @@ impl MasterDataPayload {
 
 /// One version of one master-data record. Versions of a key only go up.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "MasterDataRecordRaw")]
 pub struct MasterDataRecord {
     pub key: RecordKey,
     /// Starts at 1.
     pub version: u64,
     pub payload: MasterDataPayload,
+}
+
+/// The wire form of [`MasterDataRecord`], checked on the way in.
+#[derive(Deserialize, JsonSchema)]
+#[schemars(
+    rename = "MasterDataRecord",
+    description = "One version of one master-data record. Versions of a key only go up."
+)]
+struct MasterDataRecordRaw {
+    key: RecordKey,
+    /// Starts at 1.
+    #[schemars(range(min = 1))]
+    version: u64,
+    payload: MasterDataPayload,
+}
+
+impl TryFrom<MasterDataRecordRaw> for MasterDataRecord {
+    type Error = ModelError;
+    fn try_from(r: MasterDataRecordRaw) -> Result<Self, ModelError> {
+        MasterDataRecord::new(r.key, r.version, r.payload)
+    }
 }
 
 impl MasterDataRecord {

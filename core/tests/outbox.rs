@@ -195,7 +195,7 @@ fn out_of_retries_goes_to_the_dead_letter_queue_and_replays() {
             last: Outcome::Unavailable { status: 503 }
         }
     );
-    assert_eq!(dl.origin.id, "c-1");
+    assert_eq!(dl.origin.id.as_ref(), "c-1");
     assert_eq!(dl.target, Some(System::Erp));
     assert_eq!(dl.key.as_ref().unwrap().as_str(), conf_key(1));
     assert!(matches!(dl.request, Some(Request::ConfirmProduction(_))));
@@ -382,6 +382,50 @@ fn nothing_goes_to_a_throttled_target_before_retry_after() {
     assert_eq!(w.erp().ledger.len(), 2);
     assert!(w.engine().dead_letters().next().is_none());
     assert_eq!(w.engine().stats().throttled, 4);
+}
+
+#[test]
+fn the_configured_rate_limit_holds_in_every_second() {
+    let mut c = Config::default();
+    c.targets[System::Erp.index()].rate_limit_per_s = Some(3);
+    let mut w = plant(c);
+    let t0 = w.now;
+    for i in 1..=10 {
+        w.send(conf(i));
+    }
+    w.settle();
+    let sends: Vec<Instant> = w
+        .calls
+        .iter()
+        .filter(|(_, c)| c.target == System::Erp)
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(sends.len(), 10);
+    for (i, t) in sends.iter().enumerate() {
+        let in_window = sends[i..]
+            .iter()
+            .filter(|u| **u < *t + Duration::from_secs(1))
+            .count();
+        assert!(in_window <= 3, "{in_window} sends within 1 s of {t}");
+    }
+    // And it does not wait longer than it must: 10 calls at 3 per second take 3 more seconds.
+    assert!(*sends.last().unwrap() - t0 <= Duration::from_secs(3));
+    assert_eq!(w.erp().ledger.len(), 10);
+    // Other targets are not limited.
+    w.send(material("m-1", "M-9", 1, "bolt"));
+    w.send(material("m-2", "M-10", 1, "nut"));
+    w.send(material("m-3", "M-11", 1, "washer"));
+    w.send(material("m-4", "M-12", 1, "pin"));
+    let t1 = w.now;
+    w.settle();
+    let mes: Vec<Instant> = w
+        .calls
+        .iter()
+        .filter(|(t, c)| c.target == System::Mes && *t >= t1)
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(mes.len(), 4);
+    assert!(mes.iter().all(|t| *t == t1));
 }
 
 #[test]
@@ -618,6 +662,41 @@ fn critical_calls_go_first() {
             "w1/NC-1/order-status".into(),
             conf_key(2),
             conf_key(3)
+        ]
+    );
+}
+
+#[test]
+fn bulk_waits_behind_transactional_and_critical_at_a_busy_target() {
+    let mut c = Config::default();
+    c.targets[System::Mes.index()].in_flight_max = 1;
+    let mut w = plant(c);
+    w.set_policy(|_, _| Plan {
+        delivery: Delivery::Done,
+        latency: Duration::from_secs(1),
+        duplicate_after: None,
+    });
+    // All at once: the first bulk call takes MES's one slot, the rest queue by class.
+    w.send(material("m-7", "M-7", 1, "bracket"));
+    w.send(material("m-8", "M-8", 1, "clip"));
+    w.send(order("o-2", "O-2", 20_001, 20_100));
+    w.send(nc("nc-1", "NC-1", S1, 5_000, 5_001));
+    w.run_for(Duration::from_millis(1));
+    assert_eq!(w.engine().target_health(System::Mes).queued, [1, 1, 1]);
+    w.settle();
+    let mes: Vec<String> = w
+        .mes()
+        .keys()
+        .into_iter()
+        .filter(|k| !k.contains("asset") && k != "w6/dispatch/O-1")
+        .collect();
+    assert_eq!(
+        mes,
+        [
+            "w5/mes/material/M-7/v1",
+            "w1/NC-1/stop",
+            "w6/dispatch/O-2",
+            "w5/mes/material/M-8/v1"
         ]
     );
 }
@@ -863,7 +942,7 @@ fn the_audit_chain_verifies_and_names_the_origin_of_every_posting() {
             .collect();
         assert_eq!(recs.len(), 1, "{key}: {recs:?}");
         assert_eq!(recs[0].target, system);
-        assert_eq!(recs[0].origin.id, origin_of(&key), "{key}");
+        assert_eq!(recs[0].origin.id.as_ref(), origin_of(&key), "{key}");
         assert!(recs[0].causation.contains(&recs[0].origin));
         let posted = w.target(system).find(&key).unwrap();
         assert_eq!(recs[0].receipt.as_deref(), Some(posted.receipt.as_str()));

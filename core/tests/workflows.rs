@@ -3,6 +3,7 @@
 
 mod support;
 
+use plantloop_core::audit::AuditAction;
 use plantloop_core::call::{Call, Request};
 use plantloop_core::engine::{Ack, Config, DeadLetterReason, Input};
 use plantloop_core::*;
@@ -58,7 +59,7 @@ fn w1_nc_holds_interrupts_opens_an_emergency_work_order_and_stops_the_station() 
     assert!(
         calls
             .iter()
-            .all(|c| c.origin.id == "nc-1" && c.origin.source == "/plants/P1/qms")
+            .all(|c| &*c.origin.id == "nc-1" && &*c.origin.source == "/plants/P1/qms")
     );
 
     let Request::PostHold(h) = &calls[0].request else {
@@ -253,7 +254,14 @@ fn w1_a_refused_hold_sends_what_waits_behind_it_to_the_dead_letter_queue() {
     assert_eq!(dead.len(), 2, "{dead:?}");
     assert_eq!(dead[0].0.as_deref(), Some("w1/NC-1/hold"));
     assert!(dead[0].1.starts_with("refused with 409"), "{}", dead[0].1);
-    assert_eq!(dead[1].0.as_deref(), Some("w6/O-1/P1-L1-S1/11..=20"));
+    assert_eq!(dead[1].0, None, "an event to apply again, not a call");
+    assert_eq!(
+        w.engine()
+            .dead_letters()
+            .nth(1)
+            .map(|d| d.origin.id.to_string()),
+        Some("c-1".to_owned())
+    );
     assert!(
         dead[1].1.contains("hold of NC NC-1 that ERP refused"),
         "{}",
@@ -354,20 +362,46 @@ fn an_nc_for_an_unknown_station_dead_letters_after_the_enrichment_wait() {
     let dls: Vec<_> = w.engine().dead_letters().collect();
     assert_eq!(dls.len(), 1);
     assert_eq!(dls[0].at, t0 + wait);
-    assert_eq!(dls[0].origin.id, "nc-1");
+    assert_eq!(dls[0].origin.id.as_ref(), "nc-1");
     assert_eq!(dls[0].request, None);
     let DeadLetterReason::Unprocessable { detail } = &dls[0].reason else {
         panic!("{:?}", dls[0].reason)
     };
     assert!(detail.contains("P1-L1-S9"), "{detail}");
-    // Nothing to replay for an event that produced no call: it stays listed.
+    // Replayed while its cause is not fixed, it waits again, then comes back.
     let id = dls[0].id;
-    assert_eq!(w.input(Input::ReplayDeadLetter(id)), Some(Ack::Ignored));
-    assert_eq!(w.engine().dead_letters().count(), 1);
-    // Master data arriving now does not resurrect it behind the operator's back.
+    assert_eq!(w.input(Input::ReplayDeadLetter(id)), Some(Ack::Done));
+    assert_eq!(w.engine().dead_letters().count(), 0);
+    let t1 = w.now;
+    w.settle();
+    let dls: Vec<_> = w.engine().dead_letters().collect();
+    assert_eq!(dls.len(), 1);
+    assert_eq!(dls[0].at, t1 + wait);
+    assert!(since(&w, mark).is_empty());
+    // Master data arriving now does not resurrect it behind the operator's back...
     w.send(asset("md-9", "P1-L1-S9", 1));
     w.settle();
     assert!(w.erp().find("w1/NC-1/hold").is_none());
+    // ... the operator's replay does: the NC is contained.
+    let id = w.engine().dead_letters().next().unwrap().id;
+    assert_eq!(w.input(Input::ReplayDeadLetter(id)), Some(Ack::Done));
+    w.settle();
+    assert!(w.erp().find("w1/NC-1/hold").is_some());
+    assert!(w.mes().find("w1/NC-1/stop").is_some());
+    assert!(w.engine().dead_letters().next().is_none());
+    let replayed = w
+        .audit
+        .iter()
+        .filter(|r| r.action == AuditAction::Replayed)
+        .count();
+    assert_eq!(replayed, 2);
+    // The hold's audit record still names the NC event as its origin.
+    let rec = w
+        .audit
+        .iter()
+        .find(|r| r.key.as_str() == "w1/NC-1/hold")
+        .unwrap();
+    assert_eq!(rec.origin.id.as_ref(), "nc-1");
 }
 
 // ---- W2 -------------------------------------------------------------------------------------------
@@ -562,8 +596,8 @@ fn w3_after_everything_releases_resumes_the_order_and_the_station() {
         .iter()
         .find(|r| r.key.as_str() == "w3/NC-1/release")
         .unwrap();
-    assert_eq!(rec.origin.id, "d-1");
-    let chain: Vec<_> = rec.causation.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(rec.origin.id.as_ref(), "d-1");
+    let chain: Vec<_> = rec.causation.iter().map(|e| &*e.id).collect();
     assert_eq!(chain, ["nc-1", "wo-1", "d-1"]);
 
     // A second disposition changes nothing.
@@ -681,6 +715,30 @@ fn w4_a_fault_at_an_unknown_station_is_a_dead_letter() {
         dl[0].reason,
         DeadLetterReason::Unprocessable { .. }
     ));
+    // Once the station is known, the replayed alarm opens its breakdown work order.
+    let id = dl[0].id;
+    w.send(asset_at("md-9", "P1-L9-S1", "A-P1-L9-S1", 1));
+    w.settle();
+    assert!(
+        w.cmms()
+            .keys()
+            .iter()
+            .all(|k| !k.starts_with("w4/P1-L9-S1"))
+    );
+    assert_eq!(w.input(Input::ReplayDeadLetter(id)), Some(Ack::Done));
+    w.settle();
+    let wo: Vec<_> = w
+        .calls_named("create_work_order")
+        .into_iter()
+        .filter(|c| c.key.as_str().starts_with("w4/P1-L9-S1/"))
+        .collect();
+    assert_eq!(wo.len(), 1);
+    assert_eq!(wo[0].origin.id.as_ref(), "a-1");
+    let Request::CreateWorkOrder(order) = &wo[0].request else {
+        panic!()
+    };
+    assert_eq!(order.asset.as_str(), "A-P1-L9-S1");
+    assert!(w.engine().dead_letters().next().is_none());
 }
 
 // ---- W5 -------------------------------------------------------------------------------------------

@@ -38,11 +38,12 @@ use crate::sabotage::EngineDefect;
 use crate::time::{Duration, Instant};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
-use workflows::{Owner, Workflows};
+use std::sync::Arc;
+use workflows::{Owner, Retry, Workflows};
 
 /// One input to the engine.
 // Events dominate the input mix, so boxing them would cost an allocation per input for nothing.
@@ -118,13 +119,16 @@ pub struct DeadLetter {
     pub at: Instant,
     pub reason: DeadLetterReason,
     pub origin: EventRef,
-    /// The call, when the dead letter is a call; `None` for an unprocessable event.
+    /// The call, when the dead letter is a call; `None` for an unprocessable event (whose replay
+    /// runs its workflow step again, e.g. once the missing master data has arrived).
     pub target: Option<System>,
     pub key: Option<IdempotencyKey>,
     pub request: Option<Request>,
     pub class: LatencyClass,
     owner: Owner,
     causation: Vec<EventRef>,
+    /// For an unprocessable event: the workflow step to run again on replay.
+    retry: Option<Retry>,
 }
 
 /// Counters for reports and the live view.
@@ -195,11 +199,24 @@ struct TargetState {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 enum Timer {
-    CallDeadline { call: CallId, attempt: u32 },
-    BackoffOver { call: CallId, attempt: u32 },
-    TargetWake { target: System },
-    DeadLetterProbe { target: System },
-    EnrichmentExpired { nc_slot: u64 },
+    /// Kept in [`Engine::deadlines`], not in the heap.
+    CallDeadline {
+        call: CallId,
+        attempt: u32,
+    },
+    BackoffOver {
+        call: CallId,
+        attempt: u32,
+    },
+    TargetWake {
+        target: System,
+    },
+    DeadLetterProbe {
+        target: System,
+    },
+    EnrichmentExpired {
+        nc_slot: u64,
+    },
 }
 
 /// The health of one target as the engine sees it, for reports and the live view.
@@ -222,18 +239,32 @@ pub struct Engine {
     queued: [u32; 3],
     timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
     timer_seq: u64,
+    /// Deadlines of sends, per target, as (at, seq, call, attempt). A target's deadlines only grow
+    /// (now + its fixed call timeout), so a FIFO keeps them in order and a send costs O(1) rather
+    /// than a heap push and pop. They fire in (at, seq) order together with `timers`.
+    deadlines: [VecDeque<(Instant, u64, CallId, u32)>; 4],
     outbox: VecDeque<Call>,
     audit_out: VecDeque<AuditRecord>,
     chain: ChainHead,
     dead_letters: BTreeMap<u64, DeadLetter>,
     next_dead_letter: u64,
-    seen: FxHashMap<[u8; 16], Instant>,
-    seen_order: VecDeque<(Instant, [u8; 16])>,
+    /// Events accepted within the dedupe window, by source and id, with when.
+    seen: FxHashMap<EventRef, Instant>,
+    seen_order: VecDeque<(Instant, EventRef)>,
     registry: Registry,
     workflows: Workflows,
     stats: Stats,
     now: Instant,
+    /// Scratch space for what a workflow step produces, kept to save an allocation per step.
+    #[serde(skip)]
+    fx: Effects,
+    /// Event sources seen, shared by the references to their events (a cache: not state).
+    #[serde(skip)]
+    sources: FxHashSet<Arc<str>>,
 }
+
+/// At most this many event sources are interned; more (a misconfiguration) are simply not shared.
+const SOURCES_INTERNED_MAX: usize = 4_096;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -244,16 +275,6 @@ impl std::fmt::Debug for Engine {
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
-}
-
-fn event_key(e: &Event) -> [u8; 16] {
-    let mut h = blake3::Hasher::new();
-    h.update(&(e.source.len() as u64).to_le_bytes());
-    h.update(e.source.as_bytes());
-    h.update(e.id.as_bytes());
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&h.finalize().as_bytes()[..16]);
-    out
 }
 
 impl Engine {
@@ -268,6 +289,7 @@ impl Engine {
             queued: [0; 3],
             timers: BinaryHeap::new(),
             timer_seq: 0,
+            deadlines: Default::default(),
             outbox: VecDeque::new(),
             audit_out: VecDeque::new(),
             chain: ChainHead::default(),
@@ -279,6 +301,8 @@ impl Engine {
             workflows: Workflows::default(),
             stats: Stats::default(),
             now: Instant::ZERO,
+            fx: Effects::default(),
+            sources: FxHashSet::default(),
         }
     }
 
@@ -356,40 +380,68 @@ impl Engine {
     }
 
     fn handle_event(&mut self, e: Event) -> Ack {
-        let key = event_key(&e);
+        let origin = EventRef {
+            source: self.intern_source(e.source),
+            id: e.id.into(),
+        };
         self.expire_seen();
-        if self.seen.contains_key(&key) && !self.config.has_defect(EngineDefect::NoIngressDedupe) {
-            self.stats.duplicates_absorbed += 1;
-            return Ack::Duplicate;
+        let dedupe = !self.config.has_defect(EngineDefect::NoIngressDedupe);
+        let admitted = self.admits(e.class);
+        // One probe of the dedupe table, keyed by source and id themselves (exact: no digest that
+        // could collide): a duplicate is found, or the slot to fill is.
+        match self.seen.entry(origin.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) if dedupe => {
+                self.stats.duplicates_absorbed += 1;
+                return Ack::Duplicate;
+            }
+            // The defect: a redelivered event is applied again.
+            std::collections::hash_map::Entry::Occupied(_) => {}
+            std::collections::hash_map::Entry::Vacant(_) if !admitted => {
+                self.stats.pushbacks += 1;
+                return Ack::RetryAfter(self.config.retry_after(e.class));
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(self.now);
+            }
         }
-        if !self.admits(e.class) {
-            self.stats.pushbacks += 1;
-            return Ack::RetryAfter(self.config.retry_after(e.class));
-        }
-        self.seen.insert(key, self.now);
-        self.seen_order.push_back((self.now, key));
+        self.seen_order.push_back((self.now, origin.clone()));
         self.stats.events_accepted += 1;
-        let mut fx = Effects::default();
+        let mut fx = std::mem::take(&mut self.fx);
         self.workflows.apply_event(
             &mut self.registry,
             &self.config,
             self.now,
-            e,
+            origin,
+            e.class,
+            e.data,
             &mut fx,
             &mut self.stats,
         );
-        self.apply_effects(fx);
+        self.apply_effects(&mut fx);
+        self.fx = fx;
         Ack::Accepted
+    }
+
+    /// The shared copy of an event source's name: sources are few, events many.
+    fn intern_source(&mut self, source: String) -> Arc<str> {
+        if let Some(s) = self.sources.get(source.as_str()) {
+            return s.clone();
+        }
+        let s: Arc<str> = source.into();
+        if self.sources.len() < SOURCES_INTERNED_MAX {
+            self.sources.insert(s.clone());
+        }
+        s
     }
 
     fn expire_seen(&mut self) {
         let window = self.config.dedupe_window;
-        while let Some(&(at, key)) = self.seen_order.front() {
-            let expired = self.now.saturating_since(at) > window;
+        while let Some((at, _)) = self.seen_order.front() {
+            let expired = self.now.saturating_since(*at) > window;
             if !(expired || self.seen_order.len() >= self.config.dedupe_entries_max) {
                 break;
             }
-            self.seen_order.pop_front();
+            let (at, key) = self.seen_order.pop_front().expect("peeked");
             if self.seen.get(&key) == Some(&at) {
                 self.seen.remove(&key);
             }
@@ -525,13 +577,21 @@ impl Engine {
 
     /// When the engine next wants `Input::Tick`, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _, _))| *at)
+        self.next_timer().map(|(at, _, _)| at)
     }
 
     /// Drops unpolled outputs; used by recovery, whose replayed outputs were released before.
     pub fn discard_outputs(&mut self) {
+        self.discard_outputs_keeping_audit_after(u64::MAX);
+    }
+
+    /// Drops unpolled calls, and the unpolled audit records up to sequence number `seq`. Recovery
+    /// uses it to re-issue the audit records a driver had not stored when it crashed: they are
+    /// the same records, since the same inputs produce them. (Calls in flight at the crash are
+    /// sent again by [`Input::Restarted`] instead.)
+    pub fn discard_outputs_keeping_audit_after(&mut self, seq: u64) {
         self.outbox.clear();
-        self.audit_out.clear();
+        self.audit_out.retain(|r| r.seq > seq);
     }
 
     // ---- timers --------------------------------------------------------------------------------
@@ -541,12 +601,34 @@ impl Engine {
         self.timers.push(Reverse((at, self.timer_seq, t)));
     }
 
+    /// The earliest timer: (at, seq, `None` for the heap or the target whose deadline it is).
+    fn next_timer(&self) -> Option<(Instant, u64, Option<usize>)> {
+        let mut best = self
+            .timers
+            .peek()
+            .map(|Reverse((at, seq, _))| (*at, *seq, None));
+        for (i, q) in self.deadlines.iter().enumerate() {
+            if let Some(&(at, seq, _, _)) = q.front()
+                && best.is_none_or(|(b_at, b_seq, _)| (at, seq) < (b_at, b_seq))
+            {
+                best = Some((at, seq, Some(i)));
+            }
+        }
+        best
+    }
+
     fn fire_timers(&mut self) {
-        while let Some(Reverse((at, _, _))) = self.timers.peek() {
-            if *at > self.now {
+        while let Some((at, _, source)) = self.next_timer() {
+            if at > self.now {
                 break;
             }
-            let Reverse((_, _, timer)) = self.timers.pop().expect("peeked");
+            let timer = match source {
+                None => self.timers.pop().expect("peeked").0.2,
+                Some(i) => {
+                    let (_, _, call, attempt) = self.deadlines[i].pop_front().expect("peeked");
+                    Timer::CallDeadline { call, attempt }
+                }
+            };
             match timer {
                 Timer::CallDeadline { call, attempt } => {
                     let live = self.calls.get(&call).is_some_and(|s| {
@@ -583,9 +665,10 @@ impl Engine {
                     }
                 }
                 Timer::EnrichmentExpired { nc_slot } => {
-                    let mut fx = Effects::default();
+                    let mut fx = std::mem::take(&mut self.fx);
                     self.workflows.enrichment_expired(nc_slot, &mut fx);
-                    self.apply_effects(fx);
+                    self.apply_effects(&mut fx);
+                    self.fx = fx;
                 }
             }
         }
@@ -666,12 +749,9 @@ impl Engine {
     }
 
     fn send(&mut self, id: CallId) {
-        let timeout = {
-            let st = &self.calls[&id];
-            self.config.target(st.target).call_timeout
-        };
-        let deadline = self.now + timeout;
         let st = self.calls.get_mut(&id).expect("queued calls exist");
+        let target = st.target;
+        let deadline = self.now + self.config.targets[target.index()].call_timeout;
         st.attempt += 1;
         let lookup = st.needs_lookup;
         st.phase = Phase::InFlight { deadline, lookup };
@@ -695,9 +775,12 @@ impl Engine {
             origin: st.origin.clone(),
         };
         let attempt = st.attempt;
-        self.targets[st.target.index()].in_flight += 1;
+        self.targets[target.index()].in_flight += 1;
         self.outbox.push_back(call);
-        self.set_timer(deadline, Timer::CallDeadline { call: id, attempt });
+        self.timer_seq += 1;
+        let q = &mut self.deadlines[target.index()];
+        debug_assert!(q.back().is_none_or(|last| last.0 <= deadline));
+        q.push_back((deadline, self.timer_seq, id, attempt));
     }
 
     fn end_flight(&mut self, target: System) {
@@ -790,7 +873,7 @@ impl Engine {
             target: st.target,
             request: st.request.name().to_owned(),
             key: st.key,
-            receipt: Some(receipt.clone()),
+            receipt: Some(receipt),
             reason: None,
             origin: st.origin,
             causation: st.causation,
@@ -802,16 +885,10 @@ impl Engine {
             linked.prev_hash = "0".repeat(linked.prev_hash.len());
         }
         self.audit_out.push_back(linked);
-        let mut fx = Effects::default();
-        self.workflows.call_done(
-            &st.owner,
-            &receipt,
-            self.now,
-            &mut self.registry,
-            &self.config,
-            &mut fx,
-        );
-        self.apply_effects(fx);
+        let mut fx = std::mem::take(&mut self.fx);
+        self.workflows.call_done(&st.owner, &self.config, &mut fx);
+        self.apply_effects(&mut fx);
+        self.fx = fx;
     }
 
     fn dead_letter_call(&mut self, id: CallId, reason: DeadLetterReason) {
@@ -828,6 +905,7 @@ impl Engine {
             class: st.class,
             owner: st.owner,
             causation: st.causation,
+            retry: None,
         };
         self.next_dead_letter += 1;
         if transient {
@@ -839,9 +917,10 @@ impl Engine {
         let owner = dl.owner.clone();
         self.record_dead_letter(dl);
         if !transient {
-            let mut fx = Effects::default();
+            let mut fx = std::mem::take(&mut self.fx);
             self.workflows.call_refused(&owner, &mut fx);
-            self.apply_effects(fx);
+            self.apply_effects(&mut fx);
+            self.fx = fx;
         }
     }
 
@@ -875,9 +954,42 @@ impl Engine {
         let (Some(target), Some(key), Some(request)) =
             (dl.target, dl.key.clone(), dl.request.clone())
         else {
-            // An unprocessable event has no call to replay; keep it listed.
-            self.dead_letters.insert(id, dl);
-            return false;
+            let Some(retry) = dl.retry.clone() else {
+                self.dead_letters.insert(id, dl);
+                return false;
+            };
+            // An unprocessable event: its workflow step runs again (and dead-letters it again if
+            // its cause is not fixed yet).
+            self.stats.dead_letters_replayed += 1;
+            let rec = AuditRecord {
+                seq: 0,
+                at: self.now,
+                action: AuditAction::Replayed,
+                target: System::Erp,
+                request: "event".to_owned(),
+                key: IdempotencyKey(String::new()),
+                receipt: None,
+                reason: Some(dl.reason.describe()),
+                origin: dl.origin.clone(),
+                causation: dl.causation.clone(),
+                prev_hash: String::new(),
+                hash: String::new(),
+            };
+            self.audit_out.push_back(self.chain.link(rec));
+            let mut fx = std::mem::take(&mut self.fx);
+            self.workflows.retry(
+                retry,
+                dl.origin,
+                dl.class,
+                &self.registry,
+                &self.config,
+                self.now,
+                &mut fx,
+                &mut self.stats,
+            );
+            self.apply_effects(&mut fx);
+            self.fx = fx;
+            return true;
         };
         self.stats.dead_letters_replayed += 1;
         let rec = AuditRecord {
@@ -936,11 +1048,19 @@ impl Engine {
         self.queued[cl.index()] += 1;
     }
 
-    fn apply_effects(&mut self, fx: Effects) {
-        for c in fx.calls {
+    /// Applies and empties `fx`.
+    fn apply_effects(&mut self, fx: &mut Effects) {
+        for c in fx.calls.drain(..) {
             self.enqueue(c);
         }
-        for (origin, causation, class, detail) in fx.unprocessable {
+        for Unprocessable {
+            origin,
+            causation,
+            class,
+            detail,
+            retry,
+        } in fx.unprocessable.drain(..)
+        {
             let dl = DeadLetter {
                 id: self.next_dead_letter,
                 at: self.now,
@@ -952,34 +1072,19 @@ impl Engine {
                 class,
                 owner: Owner::None,
                 causation,
+                retry: Some(retry),
             };
             self.next_dead_letter += 1;
             self.record_dead_letter(dl);
         }
-        for (c, detail) in fx.dead_calls {
-            let dl = DeadLetter {
-                id: self.next_dead_letter,
-                at: self.now,
-                reason: DeadLetterReason::Unprocessable { detail },
-                origin: c.origin,
-                target: Some(c.target),
-                key: Some(c.key),
-                request: Some(c.request),
-                class: c.class,
-                owner: c.owner,
-                causation: c.causation,
-            };
-            self.next_dead_letter += 1;
-            self.record_dead_letter(dl);
-        }
-        for (at, slot) in fx.enrichment_timers {
+        for (at, slot) in fx.enrichment_timers.drain(..) {
             self.set_timer(at, Timer::EnrichmentExpired { nc_slot: slot });
         }
     }
 }
 
 /// A call a workflow wants made.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct NewCall {
     target: System,
     class: LatencyClass,
@@ -991,15 +1096,21 @@ struct NewCall {
     needs_lookup: bool,
 }
 
+/// An event a workflow could not apply, for the dead-letter queue.
+#[derive(Clone, Debug)]
+struct Unprocessable {
+    origin: EventRef,
+    causation: Vec<EventRef>,
+    class: LatencyClass,
+    detail: String,
+    retry: Retry,
+}
+
 /// What a workflow step produced, applied by the engine afterwards.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Effects {
     calls: Vec<NewCall>,
-    /// (origin, causation, class, reason)
-    unprocessable: Vec<(EventRef, Vec<EventRef>, LatencyClass, String)>,
-    /// Calls that cannot be made now and go straight to the dead-letter queue (replayable), with
-    /// the reason.
-    dead_calls: Vec<(NewCall, String)>,
+    unprocessable: Vec<Unprocessable>,
     enrichment_timers: Vec<(Instant, u64)>,
 }
 

@@ -4,9 +4,9 @@
 //! idempotency key derived from the correlation and the step (`w1/<nc>/hold`), so that every retry,
 //! duplicate event and recovery asks for the same posting.
 
-use super::{Config, Effects, Registry};
+use super::{Config, Effects, Registry, Unprocessable};
 use crate::call::{EventRef, Request};
-use crate::event::{Event, EventData};
+use crate::event::EventData;
 use crate::model::*;
 use crate::sabotage::EngineDefect;
 use crate::time::Instant;
@@ -50,9 +50,40 @@ fn derived_id(prefix: &str, id: &str) -> String {
     }
 }
 
-/// The idempotency key of a production confirmation (W6).
+/// An idempotency key, built in one allocation (keys are short).
+fn key(parts: std::fmt::Arguments<'_>) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(64);
+    s.write_fmt(parts).expect("writing to a String cannot fail");
+    s
+}
+
+/// `w6/<order>/<station>/<first>..=<last>`, the key of a production confirmation: the hottest
+/// key, so written without the formatting machinery.
 fn confirmation_key(c: &ProductionConfirmation) -> String {
-    format!("w6/{}/{}/{}", c.order, c.station, c.serials)
+    fn push_u64(s: &mut String, mut v: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        s.extend(digits[i..].iter().map(|d| char::from(*d)));
+    }
+    let mut s = String::with_capacity(64);
+    s.push_str("w6/");
+    s.push_str(c.order.as_str());
+    s.push('/');
+    s.push_str(c.station.as_str());
+    s.push('/');
+    push_u64(&mut s, c.serials.first());
+    s.push_str("..=");
+    push_u64(&mut s, c.serials.last());
+    s
 }
 
 /// Who is waiting for a call to finish.
@@ -69,6 +100,17 @@ pub(super) enum Owner {
         key: RecordKey,
         version: u64,
     },
+}
+
+/// The workflow step an unprocessable event's dead letter runs again when it is replayed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) enum Retry {
+    /// W1: contain the NC (its station or line's order was unknown).
+    Contain(NcId),
+    /// W4: open a breakdown work order (the station was unknown).
+    Breakdown { station: StationId, code: String },
+    /// W6: confirm production (too many confirmations were parked behind a hold).
+    Confirm(ProductionConfirmation),
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,7 +136,16 @@ struct Containment {
     completion: Option<EventRef>,
     disposition: Option<(Disposition, EventRef, LatencyClass)>,
     waiting_slot: Option<u64>,
-    parked: Vec<(ProductionConfirmation, EventRef)>,
+    /// Confirmations parked behind this hold (they wait in [`Workflows::parked`]).
+    parked: usize,
+}
+
+/// A production confirmation waiting for the release of the hold over its serials.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Parked {
+    nc: NcId,
+    conf: ProductionConfirmation,
+    origin: EventRef,
 }
 
 impl Containment {
@@ -106,11 +157,6 @@ impl Containment {
         !self.holds.is_empty() && !self.done(Step::Release) && !self.hold_refused
     }
 
-    /// Whether a hold of this containment covers any of `serials`.
-    fn holds_any(&self, serials: &SerialRange) -> bool {
-        self.holds.iter().any(|h| h.serials.overlaps(serials))
-    }
-
     /// Marks `step` pending with `calls` calls outstanding.
     fn start(&mut self, step: Step, calls: u32) {
         self.steps[step.index()] = StepState::Pending;
@@ -118,7 +164,7 @@ impl Containment {
     }
 }
 
-/// The `n`-th (0-based) of several keys or ids of one step: the first keeps the plain form, so a
+/// The `n`-th (0-based) of several keys of one step: the first keeps the plain form, so a
 /// containment within one order looks as it always did.
 fn nth(base: String, n: usize) -> String {
     if n == 0 {
@@ -139,6 +185,15 @@ struct MasterDataSync {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(super) struct Workflows {
     containments: FxHashMap<NcId, Containment>,
+    /// The holds in force (posted or about to be, not yet released), by NC: what W6 confirmations
+    /// are checked against, without walking every containment ever made.
+    active_holds: BTreeMap<NcId, Vec<SerialRange>>,
+    /// Confirmations parked behind holds, oldest first: one list for all holds, so that it keeps
+    /// its capacity instead of growing anew behind every hold.
+    parked: Vec<Parked>,
+    /// Scratch for the confirmations a release lets go.
+    #[serde(skip)]
+    released: Vec<Parked>,
     /// Work orders the core created for an NC.
     work_order_nc: FxHashMap<WorkOrderId, NcId>,
     /// Work orders whose completion was already applied (a re-sent completion with a new event id
@@ -154,25 +209,27 @@ pub(super) struct Workflows {
 }
 
 impl Workflows {
+    /// Applies an accepted event, known from here on by `origin`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn apply_event(
         &mut self,
         reg: &mut Registry,
         cfg: &Config,
         now: Instant,
-        e: Event,
+        origin: EventRef,
+        class: LatencyClass,
+        data: EventData,
         fx: &mut Effects,
         stats: &mut super::Stats,
     ) {
-        let origin = e.event_ref();
-        let class = e.class;
-        match e.data {
+        match data {
             EventData::OrderReleased(o) => {
-                let key = format!("w6/dispatch/{}", o.id);
+                let dispatch = key(format_args!("w6/dispatch/{}", o.id));
                 reg.add_order(o.clone(), cfg.orders_per_line_max);
                 fx.call(
                     System::Mes,
                     class,
-                    key,
+                    dispatch,
                     Request::DispatchOrder(o),
                     &origin,
                     vec![origin.clone()],
@@ -235,7 +292,7 @@ impl Workflows {
                     fx.call(
                         System::Qms,
                         class,
-                        format!("w2/{wo}/maintenance"),
+                        key(format_args!("w2/{wo}/maintenance")),
                         Request::RecordMaintenance {
                             nc: nc.clone(),
                             work_order: wo.clone(),
@@ -304,6 +361,8 @@ impl Workflows {
             .collect();
         let wo = WorkOrderId::new(derived_id("WO-", id.as_str())).expect("derived ids are valid");
         self.work_order_nc.insert(wo.clone(), id.clone());
+        self.active_holds
+            .insert(id.clone(), holds.iter().map(|h| h.serials).collect());
         c.holds = holds.clone();
         c.station = Some(nc.station.clone());
         let causes = vec![origin.clone()];
@@ -321,7 +380,7 @@ impl Workflows {
             fx.call(
                 System::Erp,
                 class,
-                nth(format!("w1/{id}/hold"), i),
+                nth(key(format_args!("w1/{id}/hold")), i),
                 Request::PostHold(hold),
                 &origin,
                 causes.clone(),
@@ -330,7 +389,7 @@ impl Workflows {
             fx.call(
                 System::Erp,
                 class,
-                nth(format!("w1/{id}/order-status"), i),
+                nth(key(format_args!("w1/{id}/order-status")), i),
                 Request::SetOrderStatus {
                     order,
                     status: OrderStatus::QualityInterruption,
@@ -344,7 +403,7 @@ impl Workflows {
         fx.call(
             System::Cmms,
             class,
-            format!("w1/{id}/work-order"),
+            key(format_args!("w1/{id}/work-order")),
             Request::CreateWorkOrder(MaintenanceWorkOrder {
                 id: wo,
                 asset: placement.asset.clone(),
@@ -368,7 +427,7 @@ impl Workflows {
         fx.call(
             System::Mes,
             class,
-            format!("w1/{id}/stop"),
+            key(format_args!("w1/{id}/stop")),
             Request::ControlStation(LineControl {
                 station: nc.station.clone(),
                 action: LineAction::Stop,
@@ -400,15 +459,16 @@ impl Workflows {
         };
         c.waiting_slot = None;
         if let Some((nc, origin, class)) = &c.nc {
-            fx.unprocessable.push((
-                origin.clone(),
-                vec![origin.clone()],
-                *class,
-                format!(
+            fx.unprocessable.push(Unprocessable {
+                origin: origin.clone(),
+                causation: vec![origin.clone()],
+                class: *class,
+                detail: format!(
                     "NC {id}: station {} has no known asset placement or production order",
                     nc.station
                 ),
-            ));
+                retry: Retry::Contain(id.clone()),
+            });
         }
     }
 
@@ -429,8 +489,9 @@ impl Workflows {
         let Some(c) = self.containments.get_mut(id) else {
             return;
         };
-        let unchecked = cfg.has_defect(EngineDefect::ReleaseWithoutDisposition);
-        if unchecked && let Some((nc, origin, class)) = &c.nc {
+        if cfg.has_defect(EngineDefect::ReleaseWithoutDisposition)
+            && let Some((nc, origin, class)) = &c.nc
+        {
             // The defect: make up an approval and a completion that never came.
             c.disposition.get_or_insert_with(|| {
                 let d = Disposition {
@@ -458,7 +519,8 @@ impl Workflows {
         else {
             return;
         };
-        let (d, d_origin, class, station) = (d.clone(), d_origin.clone(), *class, station.clone());
+        let (decision, d_origin, class, station) =
+            (d.decision, d_origin.clone(), *class, station.clone());
         let causes = vec![nc_origin.clone(), completion.clone(), d_origin.clone()];
         c.start(Step::Release, n);
         c.start(Step::ResumeOrder, n);
@@ -475,10 +537,10 @@ impl Workflows {
             fx.call(
                 System::Erp,
                 class,
-                nth(format!("w3/{id}/release"), i),
+                nth(key(format_args!("w3/{id}/release")), i),
                 Request::ReleaseHold {
                     hold: hold.id.clone(),
-                    decision: d.decision,
+                    decision,
                 },
                 &d_origin,
                 causes.clone(),
@@ -487,7 +549,7 @@ impl Workflows {
             fx.call(
                 System::Erp,
                 class,
-                nth(format!("w3/{id}/order-status"), i),
+                nth(key(format_args!("w3/{id}/order-status")), i),
                 Request::SetOrderStatus {
                     order: hold.order.clone(),
                     status: OrderStatus::Resumed,
@@ -504,7 +566,7 @@ impl Workflows {
         fx.call(
             System::Mes,
             class,
-            format!("w3/{id}/resume"),
+            key(format_args!("w3/{id}/resume")),
             Request::ControlStation(LineControl {
                 station,
                 action: LineAction::Resume,
@@ -541,7 +603,7 @@ impl Workflows {
             fx.call(
                 System::Qms,
                 class,
-                format!("w2/{wo}/maintenance"),
+                key(format_args!("w2/{wo}/maintenance")),
                 Request::RecordMaintenance {
                     nc: nc.clone(),
                     work_order: wo.clone(),
@@ -559,7 +621,7 @@ impl Workflows {
             fx.call(
                 System::Erp,
                 class,
-                format!("w2/{wo}/goods-issue/{i}"),
+                key(format_args!("w2/{wo}/goods-issue/{i}")),
                 Request::PostGoodsMovement(GoodsMovement {
                     kind: MovementKind::GoodsIssue,
                     material,
@@ -589,7 +651,7 @@ impl Workflows {
             fx.call(
                 System::Erp,
                 class,
-                format!("w2/{wo}/cost/{name}"),
+                key(format_args!("w2/{wo}/cost/{name}")),
                 Request::PostCost(CostPosting {
                     work_order: wo.clone(),
                     kind,
@@ -619,12 +681,16 @@ impl Workflows {
             return;
         }
         let Some(p) = reg.placement(station) else {
-            fx.unprocessable.push((
-                origin.clone(),
-                vec![origin],
-                LatencyClass::Critical,
-                format!("station {station} has no known asset placement"),
-            ));
+            fx.unprocessable.push(Unprocessable {
+                origin: origin.clone(),
+                causation: vec![origin],
+                class: LatencyClass::Critical,
+                detail: format!("station {station} has no known asset placement"),
+                retry: Retry::Breakdown {
+                    station: station.clone(),
+                    code: code.to_owned(),
+                },
+            });
             return;
         };
         self.breakdown_seq += 1;
@@ -636,7 +702,7 @@ impl Workflows {
         fx.call(
             System::Cmms,
             LatencyClass::Critical,
-            format!("w4/{station}/{n}"),
+            key(format_args!("w4/{station}/{n}")),
             Request::CreateWorkOrder(MaintenanceWorkOrder {
                 id: wo,
                 asset: p.asset.clone(),
@@ -661,20 +727,30 @@ impl Workflows {
         fx: &mut Effects,
         stats: &mut super::Stats,
     ) {
-        if let Some(k) = self.holding(&c.serials) {
-            if k.parked.len() >= cfg.parked_per_hold_max {
-                fx.unprocessable.push((
-                    origin.clone(),
-                    vec![origin],
+        if let Some(nc) = self.holding(&c.serials) {
+            let k = self
+                .containments
+                .get_mut(&nc)
+                .expect("an active hold has its containment");
+            if k.parked >= cfg.parked_per_hold_max {
+                fx.unprocessable.push(Unprocessable {
+                    origin: origin.clone(),
+                    causation: vec![origin],
                     class,
-                    format!(
+                    detail: format!(
                         "more than {} confirmations parked behind one hold",
                         cfg.parked_per_hold_max
                     ),
-                ));
+                    retry: Retry::Confirm(c),
+                });
             } else {
                 stats.confirmations_parked += 1;
-                k.parked.push((c, origin));
+                k.parked += 1;
+                self.parked.push(Parked {
+                    nc,
+                    conf: c,
+                    origin,
+                });
             }
             return;
         }
@@ -692,12 +768,37 @@ impl Workflows {
 
     /// The containment whose hold is in force over any of `serials`; the one with the smallest NC
     /// id when several are, so that the choice does not depend on hash-map order.
-    fn holding(&mut self, serials: &SerialRange) -> Option<&mut Containment> {
-        self.containments
-            .iter_mut()
-            .filter(|(_, k)| k.hold_active() && k.holds_any(serials))
-            .min_by(|a, b| a.0.cmp(b.0))
-            .map(|(_, k)| k)
+    fn holding(&self, serials: &SerialRange) -> Option<NcId> {
+        let (nc, _) = self
+            .active_holds
+            .iter()
+            .find(|(_, held)| held.iter().any(|h| h.overlaps(serials)))?;
+        debug_assert!(self.containments.get(nc).is_some_and(|k| k.hold_active()));
+        Some(nc.clone())
+    }
+
+    /// Runs again the step of an unprocessable event's dead letter.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn retry(
+        &mut self,
+        retry: Retry,
+        origin: EventRef,
+        class: LatencyClass,
+        reg: &Registry,
+        cfg: &Config,
+        now: Instant,
+        fx: &mut Effects,
+        stats: &mut super::Stats,
+    ) {
+        match retry {
+            Retry::Contain(nc) => {
+                if self.containments.contains_key(&nc) {
+                    self.try_contain(&nc, reg, cfg, now, fx);
+                }
+            }
+            Retry::Breakdown { station, code } => self.breakdown(&station, &code, reg, origin, fx),
+            Retry::Confirm(c) => self.confirm(c, origin, class, cfg, fx, stats),
+        }
     }
 
     #[allow(clippy::too_many_arguments)] // the saga's context, passed apart for the borrow checker
@@ -748,12 +849,12 @@ impl Workflows {
             key: r.key.clone(),
             version: r.version,
         };
-        let key = format!(
+        let key = key(format_args!(
             "w5/{consumer}/{}/{}/v{}",
             r.kind().as_str(),
             r.key,
             r.version
-        );
+        ));
         fx.call(
             consumer,
             class,
@@ -766,8 +867,8 @@ impl Workflows {
     }
 
     /// A call was refused for good (dead-lettered, not transient). A refused hold is not in force:
-    /// the confirmations parked behind it go to the dead-letter queue, replayable once an operator
-    /// has sorted the hold out, instead of waiting for a release that will not come.
+    /// the confirmations parked behind it go to the dead-letter queue (a replay confirms them)
+    /// instead of waiting for a release that will not come.
     pub(super) fn call_refused(&mut self, owner: &Owner, fx: &mut Effects) {
         let Owner::Containment {
             nc,
@@ -780,41 +881,34 @@ impl Workflows {
             return;
         };
         c.hold_refused = true;
-        for (conf, origin) in std::mem::take(&mut c.parked) {
-            let key = confirmation_key(&conf);
-            fx.dead_calls.push((
-                super::NewCall {
-                    target: System::Erp,
-                    class: LatencyClass::Transactional,
-                    key: crate::call::IdempotencyKey(key),
-                    request: Request::ConfirmProduction(conf),
-                    origin: origin.clone(),
-                    causation: vec![origin],
-                    owner: Owner::None,
-                    needs_lookup: false,
-                },
-                format!("parked behind a hold of NC {nc} that ERP refused"),
-            ));
+        c.parked = 0;
+        self.active_holds.remove(nc);
+        let mut released = std::mem::take(&mut self.released);
+        released.extend(self.parked.extract_if(.., |p| p.nc == *nc));
+        for Parked { conf, origin, .. } in released.drain(..) {
+            fx.unprocessable.push(Unprocessable {
+                origin: origin.clone(),
+                causation: vec![origin],
+                class: LatencyClass::Transactional,
+                detail: format!("parked behind a hold of NC {nc} that ERP refused"),
+                retry: Retry::Confirm(conf),
+            });
         }
+        self.released = released;
     }
 
-    pub(super) fn call_done(
-        &mut self,
-        owner: &Owner,
-        _receipt: &str,
-        _now: Instant,
-        _reg: &mut Registry,
-        _cfg: &Config,
-        fx: &mut Effects,
-    ) {
+    pub(super) fn call_done(&mut self, owner: &Owner, cfg: &Config, fx: &mut Effects) {
         match owner {
             Owner::None => {}
             Owner::Containment { nc, step } => {
                 let Some(c) = self.containments.get_mut(nc) else {
                     return;
                 };
-                if *step == Step::Hold {
+                if *step == Step::Hold && c.hold_refused {
+                    // A replayed hold went through after all: it is in force again.
                     c.hold_refused = false;
+                    self.active_holds
+                        .insert(nc.clone(), c.holds.iter().map(|h| h.serials).collect());
                 }
                 let left = &mut c.pending[step.index()];
                 *left = left.saturating_sub(1);
@@ -823,15 +917,29 @@ impl Workflows {
                 }
                 c.steps[step.index()] = StepState::Done;
                 if *step == Step::Release {
+                    self.active_holds.remove(nc);
+                    c.parked = 0;
                     let decision = c.disposition.as_ref().map(|(d, _, _)| d.decision);
-                    for (mut conf, origin) in std::mem::take(&mut c.parked) {
+                    let mut released = std::mem::take(&mut self.released);
+                    released.extend(self.parked.extract_if(.., |p| p.nc == *nc));
+                    for Parked {
+                        mut conf, origin, ..
+                    } in released.drain(..)
+                    {
                         if decision == Some(DispositionDecision::Scrap) {
                             conf.scrap += conf.good;
                             conf.good = 0;
                         }
                         // Another hold may still be in force over some of these serials.
                         if let Some(other) = self.holding(&conf.serials) {
-                            other.parked.push((conf, origin));
+                            if let Some(k) = self.containments.get_mut(&other) {
+                                k.parked += 1;
+                            }
+                            self.parked.push(Parked {
+                                nc: other,
+                                conf,
+                                origin,
+                            });
                             continue;
                         }
                         let key = confirmation_key(&conf);
@@ -845,8 +953,9 @@ impl Workflows {
                             Owner::None,
                         );
                     }
+                    self.released = released;
                 } else {
-                    self.try_release(nc, _cfg, fx);
+                    self.try_release(nc, cfg, fx);
                 }
             }
             Owner::MasterData {
@@ -865,6 +974,29 @@ impl Workflows {
                     Self::send_master_data(*consumer, r, &origin, LatencyClass::Bulk, fx);
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_confirmation_key_is_the_formatted_one() {
+        for (first, last) in [(0, 0), (1, 10), (999, 1_000_000), (u64::MAX - 1, u64::MAX)] {
+            let c = ProductionConfirmation {
+                order: OrderId::new("O-1").unwrap(),
+                station: StationId::new("P1-L1-S1").unwrap(),
+                material: MaterialId::new("M-1").unwrap(),
+                serials: SerialRange::new(first, last).unwrap(),
+                good: 1,
+                scrap: 0,
+            };
+            assert_eq!(
+                confirmation_key(&c),
+                format!("w6/{}/{}/{}", c.order, c.station, c.serials)
+            );
         }
     }
 }

@@ -15,12 +15,14 @@
 
 #![allow(dead_code)]
 
+pub mod crash;
+
 use plantloop_core::audit::AuditRecord;
 use plantloop_core::call::{Call, CallId, IdempotencyKey, Outcome, Request};
 use plantloop_core::durable::{DurableEngine, Recovery};
 use plantloop_core::engine::{Ack, Config, Engine, Input};
 use plantloop_core::event::{Event, EventData, MachineStateChanged};
-use plantloop_core::journal::MemoryJournal;
+use plantloop_core::journal::{Journal, MemoryJournal};
 use plantloop_core::*;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -163,12 +165,25 @@ pub fn always_done() -> Policy {
 
 // ---- the world ------------------------------------------------------------------------------------
 
+/// A journal the world can crash: it loses what was not synced and is opened again.
+pub trait CrashJournal: Journal {
+    /// Loses every record not synced, as a process crash would, and reopens.
+    fn crash(self: Box<Self>) -> Box<dyn CrashJournal>;
+}
+
+impl CrashJournal for MemoryJournal {
+    fn crash(mut self: Box<Self>) -> Box<dyn CrashJournal> {
+        MemoryJournal::crash(&mut self);
+        self
+    }
+}
+
 // One world has one host: the size difference costs nothing.
 #[allow(clippy::large_enum_variant)]
 enum Host {
     Plain(Engine),
     Durable {
-        de: Option<DurableEngine<MemoryJournal>>,
+        de: Option<DurableEngine<Box<dyn CrashJournal>>>,
         config: Config,
         seed: u64,
         snapshot_every: u64,
@@ -192,6 +207,9 @@ pub enum CrashPoint {
     /// After the k-th input was handled, before the journal sync: the input and its outputs are
     /// lost, its ack never reaches the source.
     BeforeSync(u64),
+    /// After the k-th input was synced, before its outputs were released: the input is durable,
+    /// but its calls were never made, its audit records never stored, its ack never seen.
+    AfterSync(u64),
     /// After the k-th input was synced and its outputs released.
     AfterRelease(u64),
 }
@@ -213,6 +231,8 @@ pub struct World {
     pub acks: Vec<(String, Ack)>,
     /// When each event was first accepted (by event id).
     pub accepted_at: HashMap<String, Instant>,
+    /// When each event first reached the engine (by event id), accepted or not.
+    pub first_delivered: HashMap<String, Instant>,
     /// Inputs handed to the engine (not counting recovery's own `Restarted`).
     pub inputs: u64,
     pub crash_points: Vec<CrashPoint>,
@@ -228,11 +248,20 @@ impl World {
         World::with_host(Host::Plain(Engine::new(config, seed)))
     }
 
-    /// An engine behind a durable journal, synced after every input.
+    /// An engine behind a durable in-memory journal, synced after every input.
     pub fn durable(config: Config, seed: u64, snapshot_every: u64) -> World {
-        let (de, rec) =
-            DurableEngine::open(MemoryJournal::new(), config.clone(), seed, snapshot_every)
-                .expect("a fresh journal opens");
+        World::durable_on(Box::new(MemoryJournal::new()), config, seed, snapshot_every)
+    }
+
+    /// An engine behind the given (empty) journal, synced after every input.
+    pub fn durable_on(
+        journal: Box<dyn CrashJournal>,
+        config: Config,
+        seed: u64,
+        snapshot_every: u64,
+    ) -> World {
+        let (de, rec) = DurableEngine::open(journal, config.clone(), seed, snapshot_every)
+            .expect("a fresh journal opens");
         assert_eq!(rec, Recovery::default());
         World::with_host(Host::Durable {
             de: Some(de),
@@ -255,6 +284,7 @@ impl World {
             audit: vec![],
             acks: vec![],
             accepted_at: HashMap::new(),
+            first_delivered: HashMap::new(),
             inputs: 0,
             crash_points: vec![],
             recoveries: vec![],
@@ -345,6 +375,10 @@ impl World {
                     return None;
                 }
                 de.sync().expect("journal sync");
+                if self.crash_points.contains(&CrashPoint::AfterSync(k)) {
+                    self.crash();
+                    return None;
+                }
                 ack
             }
         };
@@ -366,10 +400,17 @@ impl World {
         else {
             panic!("only a durable world can crash");
         };
-        let mut journal = de.take().expect("engine open").into_journal();
-        journal.crash();
-        let (mut fresh, rec) = DurableEngine::open(journal, config.clone(), *seed, *snapshot_every)
-            .expect("recovery succeeds");
+        let journal = de.take().expect("engine open").into_journal().crash();
+        // The audit store survives the crash; what it lacks, the engine issues again.
+        let stored = self.audit.last().map_or(0, |r| r.seq);
+        let (mut fresh, rec) = DurableEngine::open_after_audit(
+            journal,
+            config.clone(),
+            *seed,
+            *snapshot_every,
+            stored,
+        )
+        .expect("recovery succeeds");
         fresh.sync().expect("journal sync");
         *de = Some(fresh);
         self.recoveries.push(rec);
@@ -388,6 +429,9 @@ impl World {
     /// Polls the engine's outputs: audit records are stored, calls are delivered to the targets.
     fn release(&mut self) {
         while let Some(r) = self.engine_mut().poll_audit() {
+            // The store takes the chain in order, without gaps or repeats.
+            let last = self.audit.last().map_or(0, |l| l.seq);
+            assert_eq!(r.seq, last + 1, "audit record out of sequence: {r:?}");
             self.audit.push(r);
         }
         while let Some(call) = self.engine_mut().poll_command() {
@@ -446,6 +490,7 @@ impl World {
         match item {
             Net::Event(e) => {
                 let id = e.id.clone();
+                self.first_delivered.entry(id.clone()).or_insert(self.now);
                 match self.input(Input::Event(e.clone())) {
                     None => self.send_after(self.resend_after, e),
                     Some(Ack::RetryAfter(d)) => {
@@ -758,36 +803,45 @@ pub fn machine_down(id: &str, station: &str) -> Event {
 /// after the previous one's calls in a fault-free world, and a source re-sending an event a few
 /// seconds late does not reorder the script.
 pub fn closed_loop(w: &mut World) {
+    for (at, e) in closed_loop_events() {
+        w.send_after(at, e);
+    }
+}
+
+/// The closed loop's events with the delay after the start at which each is sent.
+pub fn closed_loop_events() -> Vec<(Duration, Event)> {
     let s = |n: u64| Duration::from_secs(10 * n);
-    w.send(asset("md-1", S1, 1));
-    w.send_after(s(1), asset("md-2", S2, 1));
-    w.send_after(s(2), order("o-1", "O-1", 1, 100));
-    w.send_after(s(3), confirmation("c-1", "O-1", S1, 1, 10));
-    w.send_after(s(4), nc("nc-1", "NC-1", S1, 12, 15));
-    w.send_after(s(5), confirmation("c-2", "O-1", S1, 11, 20));
-    w.send_after(s(6), alarm("al-1", S2, AlarmSeverity::Fault));
-    w.send_after(s(7), material("md-3", "M-100", 1, "housing"));
-    w.send_after(s(8), material("md-4", "M-100", 2, "housing, rev B"));
-    w.send_after(
-        s(9),
-        completed(
-            "wo-1",
-            "WO-NC-1",
-            S1,
-            Some("NC-1"),
-            vec![part("TORQUE-HEAD", 2, 41_250)],
-            vec![labour("T1", 40, 8_500)],
+    vec![
+        (s(0), asset("md-1", S1, 1)),
+        (s(1), asset("md-2", S2, 1)),
+        (s(2), order("o-1", "O-1", 1, 100)),
+        (s(3), confirmation("c-1", "O-1", S1, 1, 10)),
+        (s(4), nc("nc-1", "NC-1", S1, 12, 15)),
+        (s(5), confirmation("c-2", "O-1", S1, 11, 20)),
+        (s(6), alarm("al-1", S2, AlarmSeverity::Fault)),
+        (s(7), material("md-3", "M-100", 1, "housing")),
+        (s(8), material("md-4", "M-100", 2, "housing, rev B")),
+        (
+            s(9),
+            completed(
+                "wo-1",
+                "WO-NC-1",
+                S1,
+                Some("NC-1"),
+                vec![part("TORQUE-HEAD", 2, 41_250)],
+                vec![labour("T1", 40, 8_500)],
+            ),
         ),
-    );
-    w.send_after(
-        s(10),
-        disposition("d-1", "NC-1", DispositionDecision::Release),
-    );
-    w.send_after(
-        s(11),
-        completed("wo-2", "WO-BD-1", S2, None, vec![], vec![]),
-    );
-    w.send_after(s(12), machine_down("st-1", S2));
+        (
+            s(10),
+            disposition("d-1", "NC-1", DispositionDecision::Release),
+        ),
+        (
+            s(11),
+            completed("wo-2", "WO-BD-1", S2, None, vec![], vec![]),
+        ),
+        (s(12), machine_down("st-1", S2)),
+    ]
 }
 
 /// Every key the closed loop must post exactly once when nothing fails.
@@ -872,4 +926,78 @@ pub fn check_ledgers(w: &World) {
             }
         }
     }
+}
+
+// ---- one event of every type ----------------------------------------------------------------------
+
+/// One valid event of every event type (and of every master-data payload), each with every
+/// optional CloudEvents attribute set, for round-trip, schema and ingress tests.
+pub fn one_of_each() -> Vec<Event> {
+    let wo = |s: &str| WorkOrderId::new(s).unwrap();
+    let station = StationId::new(S1).unwrap();
+    let mut v = vec![
+        order("ex-order", "O-1", 1, 100),
+        nc("ex-nc", "NC-1", S1, 12, 15),
+        disposition("ex-disposition", "NC-1", DispositionDecision::Scrap),
+        event(
+            System::Cmms,
+            "ex-wo-created",
+            EventData::WorkOrderCreated(plantloop_core::event::WorkOrderCreated {
+                work_order: wo("WO-NC-1"),
+                asset: AssetId::new(asset_id(S1)).unwrap(),
+                station: station.clone(),
+                kind: WorkOrderKind::Emergency,
+                nc: Some(NcId::new("NC-1").unwrap()),
+            }),
+        ),
+        completed(
+            "ex-wo-completed",
+            "WO-NC-1",
+            S1,
+            Some("NC-1"),
+            vec![part("TORQUE-HEAD", 2, 41_250)],
+            vec![labour("T1", 40, 8_500)],
+        ),
+        event(
+            System::Cmms,
+            "ex-downtime",
+            EventData::DowntimeClassified(DowntimeEvent {
+                station: station.clone(),
+                started_at: Instant::from_secs(60),
+                ended_at: Some(Instant::from_secs(600)),
+                class: Some(DowntimeClass::Breakdown),
+            }),
+        ),
+        alarm("ex-alarm", S1, AlarmSeverity::Fault),
+        machine_down("ex-down", S1),
+        confirmation("ex-confirmation", "O-1", S1, 1, 10),
+        asset("ex-md-asset", S1, 3),
+        material("ex-md-material", "M-100", 2, "housing, rev B"),
+        event(
+            System::Qms,
+            "ex-md-spec",
+            EventData::MasterDataPublished(
+                MasterDataRecord::new(
+                    RecordKey::new("SPEC-torque-S1").unwrap(),
+                    1,
+                    MasterDataPayload::InspectionSpec(InspectionSpec {
+                        characteristic: CharacteristicId::new("torque").unwrap(),
+                        station,
+                        lower_milli: 11_500,
+                        upper_milli: 12_500,
+                    }),
+                )
+                .unwrap(),
+            ),
+        ),
+    ];
+    for (i, e) in v.iter_mut().enumerate() {
+        e.time = Some(format!("2026-03-01T06:{i:02}:00.250Z"));
+        e.subject = Some(format!("subject-{i}"));
+        e.correlation = Some(format!("corr-{i}"));
+        e.causation = Some(format!("/plants/P1/qms#cause-{i}"));
+        e.traceparent = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
+        e.plant = Some(PlantId::new(PLANT).unwrap());
+    }
+    v
 }
