@@ -82,12 +82,21 @@ async fn serve(args: MocksArgs) -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    print_urls(&mocks, &args.personalities);
+    // Register the signal handlers before printing the URLs: a caller that reads them and at once
+    // sends SIGINT must get a clean stop, not the default disposition (killed by the signal).
+    let interrupted = match Interrupts::register() {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: cannot install the signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let handle = mocks.shutdown_handle();
     tokio::spawn(async move {
-        interrupted().await;
+        interrupted.recv().await;
         handle.shutdown();
     });
+    print_urls(&mocks, &args.personalities);
     match mocks.wait().await {
         Ok(()) => {
             // Stdout may be gone by now (a closed pipe): that is no reason to fail.
@@ -117,26 +126,42 @@ fn print_urls(mocks: &RunningMocks, personalities: &[(System, Personality)]) {
     println!("serving until interrupted (Ctrl-C); OpenAPI at <url>/openapi.json");
 }
 
-/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
-async fn interrupted() {
+/// Ctrl-C (SIGINT) and, on Unix, SIGTERM: registered when built, so none is missed afterwards.
+struct Interrupts {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn register() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Interrupts {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Interrupts {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Resolves on the first of the signals.
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
