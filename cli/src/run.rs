@@ -138,15 +138,16 @@ fn run(args: RunArgs) -> Result<bool, String> {
         } else {
             None
         };
-        let report = runner::run(
-            scenario,
-            RunOptions {
-                seed: args.seed,
-                trace: trace_writer,
-                progress,
-                ..RunOptions::default()
-            },
-        );
+        // `RunOptions` gains a field when sim's `sabotage` feature is on (a workspace build with
+        // sim's tests unifies it in), so the update is needed in one build and not in the other.
+        #[allow(clippy::needless_update)]
+        let options = RunOptions {
+            seed: args.seed,
+            trace: trace_writer,
+            progress,
+            ..RunOptions::default()
+        };
+        let report = runner::run(scenario, options);
         print_summary(&mut out, &path, &report, args.quiet).map_err(|e| format!("stdout: {e}"))?;
         reports.push(report);
     }
