@@ -384,6 +384,72 @@ fn nothing_goes_to_a_throttled_target_before_retry_after() {
     assert_eq!(w.engine().stats().throttled, 4);
 }
 
+/// A SaaS target granting `per_s` calls a second from a bucket of as many, answering 429 with the
+/// wait for the next token otherwise; everything else is served.
+fn token_bucket(per_s: u64) -> impl FnMut(&Call, Instant) -> Plan {
+    let every = Duration::from_micros(1_000_000 / per_s);
+    let mut tokens = per_s;
+    let mut refilled = Instant::ZERO;
+    move |c, now| {
+        if c.target != System::Erp {
+            return Delivery::Done.into();
+        }
+        let earned = now.saturating_since(refilled).as_micros() / every.as_micros();
+        if earned > 0 {
+            tokens = (tokens + earned).min(per_s);
+            refilled = refilled + Duration::from_micros(earned * every.as_micros());
+        }
+        let delivery = if tokens > 0 {
+            tokens -= 1;
+            Delivery::Done
+        } else {
+            let wait = (refilled + every).saturating_since(now);
+            Delivery::Throttled(wait.max(Duration::from_millis(1)))
+        };
+        Plan {
+            delivery,
+            latency: Duration::from_millis(20),
+            duplicate_after: None,
+        }
+    }
+}
+
+#[test]
+fn a_throttled_target_gets_a_narrower_window_not_a_burst_after_every_pause() {
+    let mut w = plant(Config::default());
+    w.set_policy(token_bucket(10));
+    let landed_before = w.erp().ledger.len();
+    for i in 1..=300 {
+        w.send(conf(i));
+    }
+    w.settle();
+    let landed = w.erp().ledger.len() - landed_before;
+    assert_eq!(landed, 300);
+    let stats = w.engine().stats();
+    // A fixed window of 64 sends 64 calls after every pause and nearly all come back 429 (16,544
+    // for these 300 when measured); halving per round of 429s keeps it near two per posting (657):
+    // at a window of one, the call after each success finds the bucket empty.
+    assert!(
+        stats.throttled <= 3 * landed as u64,
+        "{} 429s for {landed} postings",
+        stats.throttled
+    );
+    assert!(stats.window_cuts >= 6, "{stats:?}");
+    assert!(stats.window_cuts <= stats.throttled, "{stats:?}");
+    let window = w.engine().target_health(System::Erp).window;
+    assert!(window < 8, "window {window} after settling at 10/s");
+
+    // Once the target serves everything again, each window of answers widens it by one.
+    w.set_policy(|_, _| Delivery::Done.into());
+    for i in 301..=1_300 {
+        w.send(conf(i));
+    }
+    w.settle();
+    let widened = w.engine().target_health(System::Erp).window;
+    assert!(widened > window + 10, "window {window} -> {widened}");
+    assert!(widened <= 64, "never above in_flight_max: {widened}");
+}
+
 #[test]
 fn the_configured_rate_limit_holds_in_every_second() {
     let mut c = Config::default();

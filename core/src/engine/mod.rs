@@ -21,6 +21,12 @@
 //! in-flight limit, circuit breaker and rate limits. Transient failures are retried with exponential
 //! backoff and jitter; non-retryable ones (409, other 4xx) and calls out of retries go to the
 //! dead-letter queue with the reason.
+//!
+//! A 429 pauses the target until its Retry-After and halves the target's congestion window (the
+//! calls allowed in flight, at most `in_flight_max`), once per round: replies to calls sent before
+//! the last cut do not cut it again. Each window's worth of answered calls widens it by one (AIMD,
+//! as TCP does), so a throttled SaaS target settles near the rate it grants instead of receiving
+//! `in_flight_max` calls after every pause, nearly all of them refused.
 
 mod config;
 mod registry;
@@ -143,6 +149,9 @@ pub struct Stats {
     pub retries: u64,
     pub lookups: u64,
     pub throttled: u64,
+    /// Congestion-window halvings after 429s (at most one per round of calls).
+    #[serde(default)]
+    pub window_cuts: u64,
     pub timeouts: u64,
     pub stale_replies: u64,
     pub dead_letters: u64,
@@ -189,12 +198,26 @@ struct TargetState {
     probe_in_flight: bool,
     /// Honour Retry-After.
     paused_until: Instant,
+    /// Congestion window: calls allowed in flight, between 1 and `in_flight_max` (a state saved
+    /// before windows existed reads as "wide open").
+    #[serde(default = "window_wide_open")]
+    window: u32,
+    /// Answered calls since the window last widened.
+    #[serde(default)]
+    window_acks: u32,
+    /// When the window was last halved; a 429 to a call sent before then does not halve it again.
+    #[serde(default)]
+    window_cut_at: Instant,
     /// Rate limit: start of the current one-second window and calls sent in it.
     window_start: Instant,
     window_calls: u32,
     /// Dead letters of transient failures, waiting for the target to answer again.
     parked_dead_letters: Vec<u64>,
     probe_scheduled: bool,
+}
+
+fn window_wide_open() -> u32 {
+    u32::MAX
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -224,6 +247,8 @@ enum Timer {
 pub struct TargetHealth {
     pub queued: [u32; 3],
     pub in_flight: u32,
+    /// The congestion window: calls allowed in flight now (halved by 429s, widened by answers).
+    pub window: u32,
     pub breaker_open: bool,
     pub parked_dead_letters: u32,
 }
@@ -280,12 +305,16 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// A fresh engine. `seed` seeds the jitter RNG; the same seed and inputs give the same state.
     pub fn new(config: Config, seed: u64) -> Engine {
+        let targets = std::array::from_fn(|i| TargetState {
+            window: config.targets[i].in_flight_max.max(1),
+            ..TargetState::default()
+        });
         Engine {
             config,
             rng: ChaCha8Rng::seed_from_u64(seed),
             next_call: 1,
             calls: FxHashMap::default(),
-            targets: Default::default(),
+            targets,
             queued: [0; 3],
             timers: BinaryHeap::new(),
             timer_seq: 0,
@@ -335,6 +364,7 @@ impl Engine {
         TargetHealth {
             queued: std::array::from_fn(|i| t.queues[i].len() as u32),
             in_flight: t.in_flight,
+            window: t.window.min(self.config.targets[s.index()].in_flight_max),
             breaker_open: t.breaker_open_until.is_some(),
             parked_dead_letters: t.parked_dead_letters.len() as u32,
         }
@@ -474,11 +504,20 @@ impl Engine {
             }
             return Ack::Ignored;
         }
-        let Phase::InFlight { lookup, .. } = st.phase else {
+        let Phase::InFlight { lookup, deadline } = st.phase else {
             unreachable!("checked above")
         };
         let target = st.target;
         self.end_flight(target);
+        match &outcome {
+            Outcome::Throttled { .. } => {
+                let timeout = self.config.targets[target.index()].call_timeout;
+                let sent_at = deadline.saturating_sub(timeout);
+                self.window_halve(target, sent_at);
+            }
+            Outcome::Unavailable { .. } | Outcome::TimedOut => {}
+            _ => self.window_widen(target),
+        }
         match outcome {
             Outcome::Done { receipt } => self.finish(id, receipt, AuditAction::Posted),
             Outcome::Found {
@@ -690,7 +729,7 @@ impl Engine {
         let cfg = self.config.target(target);
         let (in_flight_max, rate) = (cfg.in_flight_max, cfg.rate_limit_per_s);
         let t = &mut self.targets[target.index()];
-        if t.paused_until > now || t.in_flight >= in_flight_max {
+        if t.paused_until > now || t.in_flight >= in_flight_max.min(t.window) {
             return false;
         }
         if let Some(until) = t.breaker_open_until {
@@ -781,6 +820,34 @@ impl Engine {
         let q = &mut self.deadlines[target.index()];
         debug_assert!(q.back().is_none_or(|last| last.0 <= deadline));
         q.push_back((deadline, self.timer_seq, id, attempt));
+    }
+
+    /// A 429 to a call sent at `sent_at`: halve the window unless it was cut after that send.
+    fn window_halve(&mut self, target: System, sent_at: Instant) {
+        let max = self.config.targets[target.index()].in_flight_max.max(1);
+        let t = &mut self.targets[target.index()];
+        if sent_at < t.window_cut_at {
+            return;
+        }
+        t.window = (t.window.min(max) / 2).max(1);
+        t.window_acks = 0;
+        t.window_cut_at = self.now;
+        self.stats.window_cuts += 1;
+    }
+
+    /// An answered call: one more in flight after a full window of them.
+    fn window_widen(&mut self, target: System) {
+        let max = self.config.targets[target.index()].in_flight_max.max(1);
+        let t = &mut self.targets[target.index()];
+        if t.window >= max {
+            t.window = max;
+            return;
+        }
+        t.window_acks += 1;
+        if t.window_acks >= t.window {
+            t.window += 1;
+            t.window_acks = 0;
+        }
     }
 
     fn end_flight(&mut self, target: System) {
