@@ -397,7 +397,7 @@ fn token_bucket(per_s: u64) -> impl FnMut(&Call, Instant) -> Plan {
         let earned = now.saturating_since(refilled).as_micros() / every.as_micros();
         if earned > 0 {
             tokens = (tokens + earned).min(per_s);
-            refilled = refilled + Duration::from_micros(earned * every.as_micros());
+            refilled += Duration::from_micros(earned * every.as_micros());
         }
         let delivery = if tokens > 0 {
             tokens -= 1;
