@@ -27,6 +27,11 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use plantloop_benches::workload::{EVENTS, drive, primed, workload};
 use plantloop_core::event::{Event, parse_event};
 
+/// The allocator of the `plantloop` binary, which runs this engine, so that the figures are what
+/// its users get.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn engine(c: &mut Criterion) {
     let events = workload(EVENTS, 42);
     {
