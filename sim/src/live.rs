@@ -86,7 +86,7 @@ pub fn describe(fault: &Injected, scenario: Option<&Scenario>) -> String {
 
 impl Injection {
     /// Reads every injected fault from a trace (CloudEvents JSON Lines as `--trace` writes them).
-    /// Lines that are not injected faults are skipped; plant ids are resolved against `scenario`.
+    /// Lines that are not injected faults (scenario faults included) are skipped; plant ids are resolved against `scenario`.
     pub fn from_trace(
         trace: impl BufRead,
         scenario: &Scenario,
@@ -103,6 +103,11 @@ impl Injection {
             }
             let v: serde_json::Value =
                 serde_json::from_str(&line).map_err(|e| err(format!("not JSON: {e}")))?;
+            // Scenario faults are recorded too (source `/plantloop/sim/scenario`); the scenario
+            // file brings those back on its own.
+            if v["source"] != "/plantloop/sim/operator" {
+                continue;
+            }
             let Some(kind) = v["type"]
                 .as_str()
                 .and_then(|t| t.strip_prefix("com.plantloop.sim.fault."))

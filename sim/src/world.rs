@@ -184,6 +184,9 @@ pub struct World {
     hash: blake3::Hasher,
     trace: Option<Box<dyn std::io::Write + Send>>,
     trace_error: Option<String>,
+    /// Scenario faults by start time, and how many of them the trace has recorded so far.
+    fault_starts: Vec<(Instant, u32)>,
+    faults_recorded: usize,
     duration_end: Instant,
     /// Faults stop at the end of `duration`.
     draining: bool,
@@ -353,6 +356,8 @@ impl World {
             hash: blake3::Hasher::new(),
             trace,
             trace_error: None,
+            fault_starts: Vec::new(),
+            faults_recorded: 0,
             duration_end,
             draining: false,
             plant,
@@ -442,6 +447,11 @@ impl World {
         for (i, d) in self.scenario.drifts.iter().enumerate() {
             self.kernel.schedule_at(d.at, Ev::DriftStart(i as u32));
         }
+        let mut starts: Vec<(Instant, u32)> = (self.scenario.faults.iter().enumerate())
+            .map(|(i, f)| (f.window().start, i as u32))
+            .collect();
+        starts.sort_unstable();
+        self.fault_starts = starts;
         for (i, f) in self.scenario.faults.iter().enumerate() {
             match f {
                 scenario::Fault::WanOutage { plant, active } => {
@@ -543,6 +553,7 @@ impl World {
                 if !self.draining && now >= self.duration_end {
                     self.begin_drain();
                 }
+                self.record_scenario_faults(now);
                 self.dispatch(now, ev);
                 true
             }
@@ -669,6 +680,61 @@ impl World {
                 }
             }
             Ev::Alarm { storm, left } => self.alarm(storm as usize, left, now),
+        }
+    }
+
+    /// Writes a trace record for each scenario fault that began at or before `now`, before the
+    /// event at `now` is processed: injected and scenario faults read alike in a trace. Records
+    /// only: the faults act through their own events and the mocks' fault rules, and the trace hash
+    /// (which the scenario already determines them for) does not include them.
+    fn record_scenario_faults(&mut self, now: Instant) {
+        while let Some(&(start, i)) = self.fault_starts.get(self.faults_recorded)
+            && start <= now
+        {
+            self.faults_recorded += 1;
+            if self.trace.is_none() {
+                continue;
+            }
+            let f = &self.scenario.faults[i as usize];
+            let window = f.window();
+            let mut data = serde_json::json!({
+                "at_us": start.as_micros(),
+                "for": window.length.to_string(),
+                "for_us": window.length.as_micros(),
+            });
+            if let Some(plant) = f.plant() {
+                data["plant"] = plant.to_string().into();
+            }
+            if let Some(system) = f.system() {
+                data["system"] = system.as_str().into();
+            }
+            match f {
+                scenario::Fault::EndpointErrors { rate, .. } => data["rate"] = (*rate).into(),
+                scenario::Fault::EndpointThrottle { limit_per_s, .. } => {
+                    data["limit_per_s"] = (*limit_per_s).into()
+                }
+                scenario::Fault::EndpointLatency { latency, .. } => {
+                    data["latency"] = latency.to_string().into()
+                }
+                scenario::Fault::DuplicateDelivery { probability, .. } => {
+                    data["probability"] = (*probability).into()
+                }
+                scenario::Fault::Reorder { window, .. } => {
+                    data["window"] = window.to_string().into()
+                }
+                scenario::Fault::AlarmStorm { events, .. } => data["events"] = (*events).into(),
+                _ => {}
+            }
+            let kind = f.kind();
+            self.write_trace(serde_json::json!({
+                "specversion": "1.0",
+                "id": format!("scenario-fault-{}", i + 1),
+                "source": "/plantloop/sim/scenario",
+                "type": format!("com.plantloop.sim.fault.{kind}.v1"),
+                "time": rfc3339(start),
+                "datacontenttype": "application/json",
+                "data": data,
+            }));
         }
     }
 

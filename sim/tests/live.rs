@@ -1,13 +1,13 @@
 //! The live run and its observations: observing never changes a run, observations agree with the
 //! report, injected faults reach the trace and a replay from the trace reproduces the run.
 
-use plantloop_core::model::System;
+use plantloop_core::model::{PlantId, System};
 use plantloop_core::time::{Duration, Instant};
 use plantloop_mocks::Posting;
 use plantloop_sim::live::{Injection, LiveRun, Refusal};
 use plantloop_sim::observe::{Phase, StationState, Step};
 use plantloop_sim::runner::{self, RunOptions};
-use plantloop_sim::scenario::Scenario;
+use plantloop_sim::scenario::{Fault, Scenario, Window};
 use plantloop_sim::world::Injected;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -260,6 +260,86 @@ fn injected_faults_reach_the_trace_and_a_replay_reproduces_the_run() {
 }
 
 #[test]
+fn scenario_faults_reach_the_trace_in_time_order_and_replay_skips_them() {
+    let mut s = scenario("fault-wan-outage");
+    s.faults.push(Fault::AlarmStorm {
+        plant: PlantId::new("P1").unwrap(),
+        at: at("2d"),
+        events: 50,
+        over: Duration::from_mins(10),
+    });
+    s.faults.push(Fault::EndpointThrottle {
+        system: System::Erp,
+        active: Window {
+            start: at("12h"),
+            length: Duration::from_hours(2),
+        },
+        limit_per_s: 5,
+    });
+    let trace = Shared::default();
+    let mut live = LiveRun::new(s.clone(), 99, Some(Box::new(trace.clone())));
+    live.run_until(at("1d"));
+    live.inject(Injected::CoreCrash {
+        downtime: Duration::from_mins(5),
+    })
+    .unwrap();
+    let injected = live.injections().to_vec();
+    let hash = live.finish().trace_hash.clone();
+    let text = trace.text();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let scenario_faults: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["source"] == "/plantloop/sim/scenario")
+        .collect();
+    let kinds: Vec<&str> = scenario_faults
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "com.plantloop.sim.fault.endpoint-throttle.v1",
+            "com.plantloop.sim.fault.wan-outage.v1",
+            "com.plantloop.sim.fault.alarm-storm.v1"
+        ],
+        "in the order they begin"
+    );
+    assert_eq!(scenario_faults[0]["data"]["limit_per_s"], 5);
+    assert_eq!(scenario_faults[0]["data"]["system"], "erp");
+    assert_eq!(scenario_faults[2]["data"]["events"], 50);
+    let wan = scenario_faults
+        .iter()
+        .find(|r| r["type"] == "com.plantloop.sim.fault.wan-outage.v1")
+        .unwrap();
+    assert_eq!(wan["data"]["plant"], "P1");
+    assert_eq!(wan["data"]["for"], "6h");
+    assert_eq!(wan["time"], "2026-01-02T01:00:00.000Z");
+    // Each record is written where the fault begins: the trace stays in time order.
+    let times: Vec<&str> = records
+        .iter()
+        .map(|r| r["time"].as_str().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "trace out of order");
+    // Only the operator's injection is read back for a replay, and the replay matches.
+    let read = Injection::from_trace(text.as_bytes(), &s).unwrap();
+    assert_eq!(read, injected);
+    let replay = LiveRun::replay(s.clone(), 99, &read, None).unwrap();
+    assert_eq!(replay.report().unwrap().trace_hash, hash);
+    // Recording the scenario's faults is not part of the run: no trace, same hash.
+    let mut quiet = LiveRun::new(s, 99, None);
+    quiet.run_until(at("1d"));
+    quiet
+        .inject(Injected::CoreCrash {
+            downtime: Duration::from_mins(5),
+        })
+        .unwrap();
+    assert_eq!(quiet.finish().trace_hash, hash);
+}
+
+#[test]
 fn injections_that_cannot_apply_are_refused_and_not_recorded() {
     let s = scenario("torque-drift-containment");
     let mut live = LiveRun::new(s, 42, None);
@@ -307,14 +387,13 @@ fn a_broken_fault_record_in_a_trace_names_its_line() {
     let trace = concat!(
         r#"{"type":"com.plantloop.mes.unit.v1","data":{}}"#,
         "\n",
-        r#"{"type":"com.plantloop.sim.fault.wan-outage.v1","data":{"plant":"P9","for_us":1,"at_us":0,"after_events":0}}"#,
+        r#"{"type":"com.plantloop.sim.fault.wan-outage.v1","source":"/plantloop/sim/operator","data":{"plant":"P9","for_us":1,"at_us":0,"after_events":0}}"#,
         "\n"
     );
     let e = Injection::from_trace(trace.as_bytes(), &s).unwrap_err();
     assert_eq!(e.line, 2);
     assert!(e.message.contains("\"P9\""), "{e}");
-    let trace =
-        r#"{"type":"com.plantloop.sim.fault.core-crash.v1","data":{"at_us":0,"after_events":0}}"#;
+    let trace = r#"{"type":"com.plantloop.sim.fault.core-crash.v1","source":"/plantloop/sim/operator","data":{"at_us":0,"after_events":0}}"#;
     let e = Injection::from_trace(trace.as_bytes(), &s).unwrap_err();
     assert!(e.message.contains("data.downtime_us"), "{e}");
 }
