@@ -61,28 +61,16 @@ fn key(parts: std::fmt::Arguments<'_>) -> String {
 /// `w6/<order>/<station>/<first>..=<last>`, the key of a production confirmation: the hottest
 /// key, so written without the formatting machinery.
 fn confirmation_key(c: &ProductionConfirmation) -> String {
-    fn push_u64(s: &mut String, mut v: u64) {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        s.extend(digits[i..].iter().map(|d| char::from(*d)));
-    }
+    let mut digits = itoa::Buffer::new();
     let mut s = String::with_capacity(64);
     s.push_str("w6/");
     s.push_str(c.order.as_str());
     s.push('/');
     s.push_str(c.station.as_str());
     s.push('/');
-    push_u64(&mut s, c.serials.first());
+    s.push_str(digits.format(c.serials.first()));
     s.push_str("..=");
-    push_u64(&mut s, c.serials.last());
+    s.push_str(digits.format(c.serials.last()));
     s
 }
 
