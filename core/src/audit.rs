@@ -7,6 +7,7 @@ use crate::call::{EventRef, IdempotencyKey};
 use crate::model::System;
 use crate::time::Instant;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// What an audit record attests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,7 +45,7 @@ pub struct AuditRecord {
     pub action: AuditAction,
     pub target: System,
     /// The request's short name (`post_hold`, …).
-    pub request: String,
+    pub request: Cow<'static, str>,
     pub key: IdempotencyKey,
     /// The target's document number, for postings.
     pub receipt: Option<String>,
@@ -263,7 +264,7 @@ mod tests {
             action: AuditAction::Posted,
             target: System::Erp,
             request: "post_hold".into(),
-            key: IdempotencyKey(format!("k{i}")),
+            key: IdempotencyKey(format!("k{i}").into()),
             receipt: Some(format!("R{i}")),
             reason: None,
             origin: EventRef::new("/qms", format!("e{i}")),
