@@ -5,6 +5,10 @@
 use plantloop_benches::workload::{EVENTS, drive, primed, workload};
 use std::hint::black_box;
 
+/// The allocator of the engine bench and of the `plantloop` binary, so that profiles match them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let runs: u32 = std::env::args()
         .nth(1)

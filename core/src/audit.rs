@@ -7,6 +7,7 @@ use crate::call::{EventRef, IdempotencyKey};
 use crate::model::System;
 use crate::time::Instant;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// What an audit record attests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,7 +45,7 @@ pub struct AuditRecord {
     pub action: AuditAction,
     pub target: System,
     /// The request's short name (`post_hold`, …).
-    pub request: String,
+    pub request: Cow<'static, str>,
     pub key: IdempotencyKey,
     /// The target's document number, for postings.
     pub receipt: Option<String>,
@@ -63,9 +64,17 @@ pub struct AuditRecord {
 /// The version of the layout [`AuditRecord::compute_hash`] hashes.
 const HASH_LAYOUT: u8 = 1;
 
-/// 32 bytes as 64 lower-case hex digits.
+/// 32 bytes as 64 lower-case hex digits (written directly: this runs twice per audit record).
 fn encode_hash(raw: &[u8; 32]) -> String {
-    blake3::Hash::from_bytes(*raw).to_hex().to_string()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = [0u8; 64];
+    for (pair, b) in hex.chunks_exact_mut(2).zip(raw) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
+    }
+    std::str::from_utf8(&hex)
+        .expect("hex digits are ASCII")
+        .to_owned()
 }
 
 /// 64 hex digits as 32 bytes.
@@ -106,6 +115,7 @@ impl AuditRecord {
     ///
     /// `prev` is `prev_hash` decoded, when it decodes; the hash is returned as hex and raw.
     fn compute_hash_with(&self, buf: &mut Vec<u8>, prev: Option<[u8; 32]>) -> (String, [u8; 32]) {
+        #[inline]
         fn uleb(buf: &mut Vec<u8>, mut n: u64) {
             loop {
                 let byte = (n & 0x7f) as u8;
@@ -117,10 +127,12 @@ impl AuditRecord {
                 buf.push(byte | 0x80);
             }
         }
+        #[inline]
         fn text(buf: &mut Vec<u8>, s: &str) {
             uleb(buf, s.len() as u64);
             buf.extend_from_slice(s.as_bytes());
         }
+        #[inline]
         fn optional(buf: &mut Vec<u8>, s: Option<&str>) {
             match s {
                 None => buf.push(0),
@@ -252,7 +264,7 @@ mod tests {
             action: AuditAction::Posted,
             target: System::Erp,
             request: "post_hold".into(),
-            key: IdempotencyKey(format!("k{i}")),
+            key: IdempotencyKey(format!("k{i}").into()),
             receipt: Some(format!("R{i}")),
             reason: None,
             origin: EventRef::new("/qms", format!("e{i}")),

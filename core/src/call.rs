@@ -27,11 +27,13 @@ impl fmt::Display for CallId {
 }
 
 /// The key a target uses to recognise a repeated posting: `<workflow>/<correlation>/<step>`.
+///
+/// A shared string: every send of a call and its audit record carry the key.
 #[derive(
     Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(transparent)]
-pub struct IdempotencyKey(pub String);
+pub struct IdempotencyKey(pub Arc<str>);
 
 impl IdempotencyKey {
     pub fn as_str(&self) -> &str {

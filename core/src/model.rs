@@ -9,6 +9,7 @@ use crate::time::Instant;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// A value that breaks a model rule; `field` names it as it appears in JSON.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,9 +58,18 @@ fn check_id(field: &'static str, s: &str) -> Result<(), ModelError> {
 macro_rules! id_type {
     ($doc:literal, $name:ident, $field:literal) => {
         #[doc = $doc]
-        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        ///
+        /// A shared string: ids travel in every request, call and state entry that concerns
+        /// them, so a clone is a reference count, not a copy.
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+        #[serde(try_from = "String")]
+        pub struct $name(Arc<str>);
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
 
         impl JsonSchema for $name {
             fn schema_name() -> std::borrow::Cow<'static, str> {
@@ -82,7 +92,7 @@ macro_rules! id_type {
             pub fn new(s: impl Into<String>) -> Result<Self, ModelError> {
                 let s = s.into();
                 check_id($field, &s)?;
-                Ok($name(s))
+                Ok($name(s.into()))
             }
             pub fn as_str(&self) -> &str {
                 &self.0
@@ -96,7 +106,7 @@ macro_rules! id_type {
         }
         impl From<$name> for String {
             fn from(v: $name) -> String {
-                v.0
+                v.0.as_ref().to_owned()
             }
         }
         impl fmt::Display for $name {

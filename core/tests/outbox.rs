@@ -94,7 +94,7 @@ fn the_dedupe_window_forgets_old_events() {
 fn fail_first(n: u32) -> impl FnMut(&Call, Instant) -> Plan {
     let mut sent: std::collections::HashMap<String, u32> = Default::default();
     move |c, _| {
-        let k = sent.entry(c.key.0.clone()).or_default();
+        let k = sent.entry(c.key.0.to_string()).or_default();
         *k += 1;
         if c.target == System::Erp && *k <= n {
             Delivery::Unavailable { posted: false }.into()

@@ -186,7 +186,7 @@ fn check_liveness(w: &World) -> Result<(), TestCaseError> {
     let called: BTreeSet<(System, String)> = w
         .calls
         .iter()
-        .map(|(_, c)| (c.target, c.key.0.clone()))
+        .map(|(_, c)| (c.target, c.key.0.to_string()))
         .collect();
     let posted: BTreeSet<(System, String)> = w.all_postings().into_iter().collect();
     prop_assert_eq!(&called, &posted);

@@ -26,7 +26,7 @@ fn since(w: &World, mark: usize) -> Vec<&Call> {
 }
 
 fn keys(calls: &[&Call]) -> Vec<String> {
-    calls.iter().map(|c| c.key.0.clone()).collect()
+    calls.iter().map(|c| c.key.0.to_string()).collect()
 }
 
 // ---- W1 -------------------------------------------------------------------------------------------
@@ -249,7 +249,7 @@ fn w1_a_refused_hold_sends_what_waits_behind_it_to_the_dead_letter_queue() {
     let dead: Vec<(Option<String>, String)> = w
         .engine()
         .dead_letters()
-        .map(|d| (d.key.as_ref().map(|k| k.0.clone()), d.reason.describe()))
+        .map(|d| (d.key.as_ref().map(|k| k.0.to_string()), d.reason.describe()))
         .collect();
     assert_eq!(dead.len(), 2, "{dead:?}");
     assert_eq!(dead[0].0.as_deref(), Some("w1/NC-1/hold"));
@@ -829,7 +829,7 @@ fn w6_confirmations_of_held_serials_wait_for_the_release() {
     assert!(
         since(&w, mark)
             .iter()
-            .all(|c| c.key.0 != "w6/O-1/P1-L1-S1/11..=20")
+            .all(|c| c.key.as_str() != "w6/O-1/P1-L1-S1/11..=20")
     );
 
     w.send(completed("wo-1", "WO-NC-1", S1, None, vec![], vec![]));

@@ -455,7 +455,7 @@ pub fn request_from_http(
                 )
             })?;
             Request::LookupPosting {
-                key: IdempotencyKey(reference.to_owned()),
+                key: IdempotencyKey(reference.into()),
             }
         }
     })
@@ -477,7 +477,7 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Pr
     if !s.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(bad("must be visible ASCII without spaces"));
     }
-    Ok(Some(IdempotencyKey(s.to_owned())))
+    Ok(Some(IdempotencyKey(s.into())))
 }
 
 fn problem_detail(status: StatusCode, body: &[u8]) -> String {

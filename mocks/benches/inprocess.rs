@@ -33,7 +33,7 @@ fn order() -> ProductionOrder {
 
 fn keys(prefix: &str) -> Vec<IdempotencyKey> {
     (0..BATCH)
-        .map(|i| IdempotencyKey(format!("W6/{prefix}-{i:08}/confirm")))
+        .map(|i| IdempotencyKey(format!("W6/{prefix}-{i:08}/confirm").into()))
         .collect()
 }
 

@@ -59,31 +59,19 @@ fn key(parts: std::fmt::Arguments<'_>) -> String {
 }
 
 /// `w6/<order>/<station>/<first>..=<last>`, the key of a production confirmation: the hottest
-/// key, so written without the formatting machinery.
-fn confirmation_key(c: &ProductionConfirmation) -> String {
-    fn push_u64(s: &mut String, mut v: u64) {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        s.extend(digits[i..].iter().map(|d| char::from(*d)));
-    }
-    let mut s = String::with_capacity(64);
-    s.push_str("w6/");
-    s.push_str(c.order.as_str());
-    s.push('/');
-    s.push_str(c.station.as_str());
-    s.push('/');
-    push_u64(&mut s, c.serials.first());
-    s.push_str("..=");
-    push_u64(&mut s, c.serials.last());
-    s
+/// key, so written into `buf` (reused) without the formatting machinery.
+fn confirmation_key<'b>(buf: &'b mut String, c: &ProductionConfirmation) -> &'b str {
+    let mut digits = itoa::Buffer::new();
+    buf.clear();
+    buf.push_str("w6/");
+    buf.push_str(c.order.as_str());
+    buf.push('/');
+    buf.push_str(c.station.as_str());
+    buf.push('/');
+    buf.push_str(digits.format(c.serials.first()));
+    buf.push_str("..=");
+    buf.push_str(digits.format(c.serials.last()));
+    buf
 }
 
 /// Who is waiting for a call to finish.
@@ -206,6 +194,9 @@ pub(super) struct Workflows {
     /// NCs waiting for the registry to know their station or line's order.
     waiting: BTreeMap<u64, NcId>,
     next_slot: u64,
+    /// Scratch for building idempotency keys.
+    #[serde(skip)]
+    key_buf: String,
 }
 
 impl Workflows {
@@ -754,7 +745,7 @@ impl Workflows {
             }
             return;
         }
-        let key = confirmation_key(&c);
+        let key = confirmation_key(&mut self.key_buf, &c);
         fx.call(
             System::Erp,
             class,
@@ -942,7 +933,7 @@ impl Workflows {
                             });
                             continue;
                         }
-                        let key = confirmation_key(&conf);
+                        let key = confirmation_key(&mut self.key_buf, &conf);
                         fx.call(
                             System::Erp,
                             LatencyClass::Transactional,
@@ -994,7 +985,7 @@ mod tests {
                 scrap: 0,
             };
             assert_eq!(
-                confirmation_key(&c),
+                confirmation_key(&mut String::new(), &c),
                 format!("w6/{}/{}/{}", c.order, c.station, c.serials)
             );
         }

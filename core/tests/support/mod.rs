@@ -103,7 +103,7 @@ impl Target {
     }
 
     pub fn keys(&self) -> Vec<String> {
-        self.ledger.iter().map(|p| p.key.0.clone()).collect()
+        self.ledger.iter().map(|p| p.key.0.to_string()).collect()
     }
 
     pub fn find(&self, key: &str) -> Option<&Posting> {
@@ -334,7 +334,7 @@ impl World {
         let mut v: Vec<_> = self
             .targets
             .iter()
-            .flat_map(|t| t.ledger.iter().map(|p| (t.system, p.key.0.clone())))
+            .flat_map(|t| t.ledger.iter().map(|p| (t.system, p.key.0.to_string())))
             .collect();
         v.sort();
         v
@@ -598,8 +598,8 @@ impl World {
     pub fn call_keys(&self) -> Vec<String> {
         let mut v: Vec<String> = vec![];
         for (_, c) in &self.calls {
-            if !v.contains(&c.key.0) {
-                v.push(c.key.0.clone());
+            if !v.iter().any(|k| **k == *c.key.0) {
+                v.push(c.key.0.to_string());
             }
         }
         v

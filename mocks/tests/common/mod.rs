@@ -14,7 +14,7 @@ pub fn secs(s: u64) -> Duration {
 }
 
 pub fn key(s: &str) -> IdempotencyKey {
-    IdempotencyKey(s.to_owned())
+    IdempotencyKey(s.into())
 }
 
 pub fn station(s: &str) -> StationId {
