@@ -43,6 +43,11 @@ fn check_id(field: &'static str, s: &str) -> Result<(), ModelError> {
             format!("longer than {ID_LEN_MAX} bytes"),
         ));
     }
+    let allowed =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/');
+    if s.bytes().all(allowed) {
+        return Ok(());
+    }
     if let Some(c) = s
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/')))
@@ -55,15 +60,80 @@ fn check_id(field: &'static str, s: &str) -> Result<(), ModelError> {
     Ok(())
 }
 
+/// What [`IdVisitor`] needs of an id type.
+trait IdType: Sized {
+    const FIELD: &'static str;
+    fn from_checked(s: Arc<str>) -> Self;
+}
+
+/// Deserializes an id from a string, with the errors `String` and the id's `TryFrom` give.
+struct IdVisitor<T>(std::marker::PhantomData<T>);
+
+impl<T: IdType> serde::de::Visitor<'_> for IdVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+        check_id(T::FIELD, v).map_err(E::custom)?;
+        Ok(T::from_checked(Arc::from(v)))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<T, E> {
+        check_id(T::FIELD, &v).map_err(E::custom)?;
+        Ok(T::from_checked(Arc::from(v)))
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<T, E> {
+        match std::str::from_utf8(v) {
+            Ok(s) => self.visit_str(s),
+            Err(_) => Err(E::invalid_value(serde::de::Unexpected::Bytes(v), &self)),
+        }
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<T, E> {
+        match String::from_utf8(v) {
+            Ok(s) => self.visit_string(s),
+            Err(e) => Err(E::invalid_value(
+                serde::de::Unexpected::Bytes(&e.into_bytes()),
+                &self,
+            )),
+        }
+    }
+}
+
 macro_rules! id_type {
     ($doc:literal, $name:ident, $field:literal) => {
         #[doc = $doc]
         ///
         /// A shared string: ids travel in every request, call and state entry that concerns
         /// them, so a clone is a reference count, not a copy.
-        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-        #[serde(try_from = "String")]
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(Arc<str>);
+
+        /// As `#[serde(try_from = "String")]` would (same checks, same errors), but a borrowed
+        /// string is validated in place and copied once, into the shared string.
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_string(IdVisitor::<$name>(std::marker::PhantomData))
+            }
+        }
+
+        impl IdType for $name {
+            const FIELD: &'static str = $field;
+            fn from_checked(s: Arc<str>) -> Self {
+                $name(s)
+            }
+        }
+
+        /// Looks ids up in maps by `&str` (hash, equality and order are the string's).
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
 
         impl Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
