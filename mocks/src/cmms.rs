@@ -314,8 +314,13 @@ impl Cmms {
 
 impl State {
     fn placement(&self, asset: &AssetId) -> Option<&AssetPlacement> {
-        let key = RecordKey::new(asset.as_str()).ok()?;
-        match &self.assets.get(MasterDataKind::Asset, &key)?.record.payload {
+        // An asset id is a valid record key, and an invalid one is held under no key.
+        match &self
+            .assets
+            .get_str(MasterDataKind::Asset, asset.as_str())?
+            .record
+            .payload
+        {
             MasterDataPayload::Asset(p) => Some(p),
             _ => None,
         }
@@ -375,7 +380,8 @@ impl State {
         let correlation = wo
             .nc
             .as_ref()
-            .map_or_else(|| wo.id.to_string(), NcId::to_string);
+            .map_or(wo.id.as_str(), NcId::as_str)
+            .to_owned();
         outbox.emit(
             EventData::WorkOrderCreated(WorkOrderCreated {
                 work_order: wo.id.clone(),

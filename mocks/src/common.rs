@@ -38,7 +38,8 @@ impl Outbox {
         correlation: Option<String>,
         plant: Option<PlantId>,
     ) {
-        let mut ev = Event::new(self.source.clone(), self.next_id.to_string(), data);
+        let id = itoa::Buffer::new().format(self.next_id).to_owned();
+        let mut ev = Event::new(self.source.clone(), id, data);
         self.next_id += 1;
         ev.correlation = correlation;
         ev.plant = plant;
@@ -83,6 +84,11 @@ fn slot(kind: MasterDataKind) -> usize {
 
 impl MasterData {
     pub(crate) fn get(&self, kind: MasterDataKind, key: &RecordKey) -> Option<&HeldRecord> {
+        self.by_kind[slot(kind)].get(key)
+    }
+
+    /// [`MasterData::get`] by the key's string, without building a [`RecordKey`].
+    pub(crate) fn get_str(&self, kind: MasterDataKind, key: &str) -> Option<&HeldRecord> {
         self.by_kind[slot(kind)].get(key)
     }
 

@@ -50,15 +50,34 @@ impl Receipt {
     }
 }
 
-impl fmt::Display for Receipt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let prefix = match self.system {
+impl Receipt {
+    /// The document-number prefix of the issuing system (`ERP`).
+    pub fn prefix(self) -> &'static str {
+        match self.system {
             System::Erp => "ERP",
             System::Qms => "QMS",
             System::Cmms => "CMMS",
             System::Mes => "MES",
-        };
-        write!(f, "{prefix}-{:07}", self.number)
+        }
+    }
+
+    /// Appends the string form (`ERP-0000042`, as [`Display`](fmt::Display) writes it) to `out`,
+    /// without the formatting machinery.
+    pub fn push_to(self, out: &mut String) {
+        let mut buf = itoa::Buffer::new();
+        let digits = buf.format(self.number);
+        out.push_str(self.prefix());
+        out.push('-');
+        for _ in digits.len()..7 {
+            out.push('0');
+        }
+        out.push_str(digits);
+    }
+}
+
+impl fmt::Display for Receipt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{:07}", self.prefix(), self.number)
     }
 }
 
@@ -335,6 +354,18 @@ mod tests {
         );
         assert_eq!(Receipt::parse("XYZ-1"), None);
         assert_eq!(Receipt::parse("ERP-"), None);
+    }
+
+    #[test]
+    fn pushed_receipts_are_displayed_receipts() {
+        for system in System::ALL {
+            for number in [1, 42, 9_999_999, 10_000_000, u64::MAX] {
+                let r = Receipt { system, number };
+                let mut s = String::from("x");
+                r.push_to(&mut s);
+                assert_eq!(s, format!("x{r}"));
+            }
+        }
     }
 
     #[test]
