@@ -4,7 +4,7 @@
 use crate::problem::{self, Problem};
 use crate::routes::{self, Capability, LookupResult, ROUTES};
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Path, RawQuery, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -159,32 +159,29 @@ pub(crate) fn render(reply: Reply, reference: Option<&IdempotencyKey>) -> Respon
 /// `{"receipt":"ERP-0000042"}` ([`PostingReceipt`](crate::routes::PostingReceipt)), written directly: the hottest answer of
 /// every mock, and a receipt never needs escaping.
 pub(crate) fn receipt_json(status: StatusCode, receipt: plantloop_mocks::Receipt) -> Response {
-    use std::fmt::Write;
     let mut body = String::with_capacity(40);
-    let _ = write!(body, "{{\"receipt\":\"{receipt}\"}}");
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
+    body.push_str("{\"receipt\":\"");
+    receipt.push_to(&mut body);
+    body.push_str("\"}");
+    json_response(status, Body::from(body))
 }
 
 /// A JSON response.
 pub(crate) fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     let bytes = serde_json::to_vec(body).expect("response bodies serialize");
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        bytes,
-    )
-        .into_response()
+    json_response(status, Body::from(bytes))
+}
+
+/// A response with `body` as `application/json`, built directly: `(status, [header], body)` would
+/// first set the body's own content type and then replace it.
+fn json_response(status: StatusCode, body: Body) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// Serves one capability route: headers, path and query are read from the request's parts

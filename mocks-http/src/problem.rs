@@ -147,6 +147,10 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), Problem> {
     let Some(ct) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
     };
+    if ct.as_bytes() == b"application/json" {
+        // What nearly every client sends.
+        return Ok(());
+    }
     let ct = ct.to_str().unwrap_or("");
     let essence = ct.split(';').next().unwrap_or("").trim().as_bytes();
     let ends_with_ignore_case = |suffix: &[u8]| {

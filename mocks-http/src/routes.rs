@@ -6,7 +6,7 @@
 //! business capability (post a quality hold, stop a station), never table CRUD.
 
 use crate::problem::{Problem, parse_body};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
 use plantloop_core::call::{IdempotencyKey, Outcome, Request};
 use plantloop_core::model::*;
 use plantloop_core::time::Duration;
@@ -463,7 +463,9 @@ pub fn request_from_http(
 
 /// Reads the `Idempotency-Key` header: absent is `None`; empty, too long or not visible ASCII is 422.
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Problem> {
-    let Some(v) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
+    // A ready header name: a `&str` would be parsed and checked on every request.
+    static NAME: HeaderName = HeaderName::from_static(IDEMPOTENCY_KEY_HEADER);
+    let Some(v) = headers.get(&NAME) else {
         return Ok(None);
     };
     let bad =
