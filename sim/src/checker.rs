@@ -807,6 +807,12 @@ pub fn latencies(w: &World) -> Latencies {
             let _ = h[o.class.index()].record(ms);
         }
     }
+    latencies_of(&h)
+}
+
+/// The report's latency figures from one histogram (milliseconds) per class, in
+/// [`LatencyClass::index`] order.
+pub(crate) fn latencies_of(h: &[hdrhistogram::Histogram<u64>; 3]) -> Latencies {
     let one = |h: &hdrhistogram::Histogram<u64>| {
         if h.is_empty() {
             ClassLatency::default()

@@ -536,23 +536,7 @@ impl Observer {
     /// End-to-end latency per class from what the observer has read so far; after reading the
     /// whole run it equals [`checker::latencies`].
     pub fn latencies(&self) -> Latencies {
-        let one = |h: &hdrhistogram::Histogram<u64>| {
-            if h.is_empty() {
-                ClassLatency::default()
-            } else {
-                ClassLatency {
-                    count: h.len(),
-                    p50_ms: h.value_at_quantile(0.5),
-                    p99_ms: h.value_at_quantile(0.99),
-                    max_ms: h.max(),
-                }
-            }
-        };
-        Latencies {
-            critical: one(&self.latency[0]),
-            transactional: one(&self.latency[1]),
-            bulk: one(&self.latency[2]),
-        }
+        checker::latencies_of(&self.latency)
     }
 
     /// Events per simulated second per class over the rate window.

@@ -184,7 +184,8 @@ pub struct World {
     hash: blake3::Hasher,
     trace: Option<Box<dyn std::io::Write + Send>>,
     trace_error: Option<String>,
-    /// Scenario faults by start time, and how many of them the trace has recorded so far.
+    /// Scenario faults by start time (only when a trace is written), and how many of them the
+    /// trace has recorded so far.
     fault_starts: Vec<(Instant, u32)>,
     faults_recorded: usize,
     duration_end: Instant,
@@ -447,11 +448,13 @@ impl World {
         for (i, d) in self.scenario.drifts.iter().enumerate() {
             self.kernel.schedule_at(d.at, Ev::DriftStart(i as u32));
         }
-        let mut starts: Vec<(Instant, u32)> = (self.scenario.faults.iter().enumerate())
-            .map(|(i, f)| (f.window().start, i as u32))
-            .collect();
-        starts.sort_unstable();
-        self.fault_starts = starts;
+        if self.trace.is_some() {
+            let mut starts: Vec<(Instant, u32)> = (self.scenario.faults.iter().enumerate())
+                .map(|(i, f)| (f.window().start, i as u32))
+                .collect();
+            starts.sort_unstable();
+            self.fault_starts = starts;
+        }
         for (i, f) in self.scenario.faults.iter().enumerate() {
             match f {
                 scenario::Fault::WanOutage { plant, active } => {
@@ -692,9 +695,6 @@ impl World {
             && start <= now
         {
             self.faults_recorded += 1;
-            if self.trace.is_none() {
-                continue;
-            }
             let f = &self.scenario.faults[i as usize];
             let window = f.window();
             let mut data = serde_json::json!({

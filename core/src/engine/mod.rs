@@ -713,6 +713,32 @@ impl Engine {
         }
     }
 
+    /// Counts a dead-letter replay and records it in the audit chain.
+    fn audit_replayed(
+        &mut self,
+        dl: &DeadLetter,
+        target: System,
+        request: std::borrow::Cow<'static, str>,
+        key: IdempotencyKey,
+    ) {
+        self.stats.dead_letters_replayed += 1;
+        let rec = AuditRecord {
+            seq: 0,
+            at: self.now,
+            action: AuditAction::Replayed,
+            target,
+            request,
+            key,
+            receipt: None,
+            reason: Some(dl.reason.describe()),
+            origin: dl.origin.clone(),
+            causation: dl.causation.clone(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        self.audit_out.push_back(self.chain.link(rec));
+    }
+
     fn schedule_probe(&mut self, target: System) {
         let t = &mut self.targets[target.index()];
         if !t.probe_scheduled {
@@ -1027,22 +1053,7 @@ impl Engine {
             };
             // An unprocessable event: its workflow step runs again (and dead-letters it again if
             // its cause is not fixed yet).
-            self.stats.dead_letters_replayed += 1;
-            let rec = AuditRecord {
-                seq: 0,
-                at: self.now,
-                action: AuditAction::Replayed,
-                target: System::Erp,
-                request: "event".into(),
-                key: IdempotencyKey("".into()),
-                receipt: None,
-                reason: Some(dl.reason.describe()),
-                origin: dl.origin.clone(),
-                causation: dl.causation.clone(),
-                prev_hash: String::new(),
-                hash: String::new(),
-            };
-            self.audit_out.push_back(self.chain.link(rec));
+            self.audit_replayed(&dl, System::Erp, "event".into(), IdempotencyKey("".into()));
             let mut fx = std::mem::take(&mut self.fx);
             self.workflows.retry(
                 retry,
@@ -1058,22 +1069,7 @@ impl Engine {
             self.fx = fx;
             return true;
         };
-        self.stats.dead_letters_replayed += 1;
-        let rec = AuditRecord {
-            seq: 0,
-            at: self.now,
-            action: AuditAction::Replayed,
-            target,
-            request: request.name().into(),
-            key: key.clone(),
-            receipt: None,
-            reason: Some(dl.reason.describe()),
-            origin: dl.origin.clone(),
-            causation: dl.causation.clone(),
-            prev_hash: String::new(),
-            hash: String::new(),
-        };
-        self.audit_out.push_back(self.chain.link(rec));
+        self.audit_replayed(&dl, target, request.name().into(), key.clone());
         // The posting may have happened before the failure: a target that ignores keys is asked
         // first.
         let needs_lookup = !self.config.target(target).honours_idempotency_key;
