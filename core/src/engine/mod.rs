@@ -29,6 +29,7 @@
 //! `in_flight_max` calls after every pause, nearly all of them refused.
 
 mod config;
+mod dedupe;
 mod registry;
 mod workflows;
 
@@ -42,6 +43,7 @@ use crate::event::Event;
 use crate::model::{LatencyClass, System};
 use crate::sabotage::EngineDefect;
 use crate::time::{Duration, Instant};
+use dedupe::SeenEvents;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -273,9 +275,8 @@ pub struct Engine {
     chain: ChainHead,
     dead_letters: BTreeMap<u64, DeadLetter>,
     next_dead_letter: u64,
-    /// Events accepted within the dedupe window, by source and id, with when.
-    seen: FxHashMap<EventRef, Instant>,
-    seen_order: VecDeque<(Instant, EventRef)>,
+    /// Events accepted within the dedupe window, by source and id.
+    seen: SeenEvents,
     registry: Registry,
     workflows: Workflows,
     stats: Stats,
@@ -324,8 +325,7 @@ impl Engine {
             chain: ChainHead::default(),
             dead_letters: BTreeMap::new(),
             next_dead_letter: 1,
-            seen: FxHashMap::default(),
-            seen_order: VecDeque::new(),
+            seen: SeenEvents::default(),
             registry: Registry::default(),
             workflows: Workflows::default(),
             stats: Stats::default(),
@@ -414,27 +414,26 @@ impl Engine {
             source: self.intern_source(e.source),
             id: e.id.into(),
         };
-        self.expire_seen();
+        self.seen.expire(
+            self.now,
+            self.config.dedupe_window,
+            self.config.dedupe_entries_max,
+        );
         let dedupe = !self.config.has_defect(EngineDefect::NoIngressDedupe);
-        let admitted = self.admits(e.class);
-        // One probe of the dedupe table, keyed by source and id themselves (exact: no digest that
-        // could collide): a duplicate is found, or the slot to fill is.
-        match self.seen.entry(origin.clone()) {
-            std::collections::hash_map::Entry::Occupied(_) if dedupe => {
+        let probe = self.seen.probe(&origin);
+        if probe.seen {
+            if dedupe {
                 self.stats.duplicates_absorbed += 1;
                 return Ack::Duplicate;
             }
             // The defect: a redelivered event is applied again.
-            std::collections::hash_map::Entry::Occupied(_) => {}
-            std::collections::hash_map::Entry::Vacant(_) if !admitted => {
-                self.stats.pushbacks += 1;
-                return Ack::RetryAfter(self.config.retry_after(e.class));
-            }
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(self.now);
-            }
+            self.seen.insert_unindexed(probe, self.now, origin.clone());
+        } else if !self.admits(e.class) {
+            self.stats.pushbacks += 1;
+            return Ack::RetryAfter(self.config.retry_after(e.class));
+        } else {
+            self.seen.insert(probe, self.now, origin.clone());
         }
-        self.seen_order.push_back((self.now, origin.clone()));
         self.stats.events_accepted += 1;
         let mut fx = std::mem::take(&mut self.fx);
         self.workflows.apply_event(
@@ -462,20 +461,6 @@ impl Engine {
             self.sources.insert(s.clone());
         }
         s
-    }
-
-    fn expire_seen(&mut self) {
-        let window = self.config.dedupe_window;
-        while let Some((at, _)) = self.seen_order.front() {
-            let expired = self.now.saturating_since(*at) > window;
-            if !(expired || self.seen_order.len() >= self.config.dedupe_entries_max) {
-                break;
-            }
-            let (at, key) = self.seen_order.pop_front().expect("peeked");
-            if self.seen.get(&key) == Some(&at) {
-                self.seen.remove(&key);
-            }
-        }
     }
 
     fn admits(&self, class: LatencyClass) -> bool {

@@ -1,0 +1,243 @@
+//! The dedupe window: the events accepted recently, by CloudEvents source and id.
+//!
+//! Every event probes it once and every accepted one stays in it for the window (a week by
+//! default, up to millions of entries), so it is laid out for that: the references sit in one ring
+//! in acceptance order, which is also the order they expire in, and the hash index holds only an
+//! 8-byte slot per entry (a 32-bit hash tag and the entry's position). A probe compares tags in
+//! the index and reads the ring only on a tag match, so a new event (nearly every one) touches no
+//! string; growing the index rehashes tags, not strings. The match itself is exact: source and id
+//! are compared, so no digest collision can make a new event pass for a duplicate.
+
+use crate::call::EventRef;
+use crate::time::{Duration, Instant};
+use hashbrown::HashTable;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+
+/// Accepted events within the dedupe window.
+#[derive(Clone, Default)]
+pub(super) struct SeenEvents {
+    /// Oldest first. The entry at position `i` has sequence number `front_seq + i`.
+    ring: VecDeque<Seen>,
+    front_seq: u64,
+    index: HashTable<Slot>,
+}
+
+#[derive(Clone)]
+struct Seen {
+    at: Instant,
+    tag: u32,
+    event: EventRef,
+}
+
+/// An index entry: the event's hash tag and its sequence number (modulo 2³², which is unique
+/// while the ring holds fewer than 2³² entries).
+#[derive(Clone, Copy)]
+struct Slot {
+    tag: u32,
+    seq: u32,
+}
+
+/// The hash the index uses, rebuilt from the tag alone, so that growing the index needs nothing
+/// else: the low bits pick the bucket, the high ones are hashbrown's control byte.
+fn table_hash(tag: u32) -> u64 {
+    u64::from(tag) << 32 | u64::from(tag)
+}
+
+/// A 32-bit tag of an event's source and id.
+fn tag_of(event: &EventRef) -> u32 {
+    let mut h = rustc_hash::FxHasher::default();
+    event.hash(&mut h);
+    let h = h.finish();
+    (h ^ h >> 32) as u32
+}
+
+/// What a probe found: whether the event is in the window, and its tag for the insertion.
+#[derive(Clone, Copy)]
+pub(super) struct Probe {
+    pub seen: bool,
+    tag: u32,
+}
+
+impl SeenEvents {
+    /// Looks `event` up.
+    pub fn probe(&self, event: &EventRef) -> Probe {
+        let tag = tag_of(event);
+        let front = self.front_seq as u32;
+        let seen = self
+            .index
+            .find(table_hash(tag), |s| {
+                s.tag == tag && self.ring[s.seq.wrapping_sub(front) as usize].event == *event
+            })
+            .is_some();
+        Probe { seen, tag }
+    }
+
+    /// Records `event`, which `probe` did not find, as accepted at `at`.
+    pub fn insert(&mut self, probe: Probe, at: Instant, event: EventRef) {
+        debug_assert!(!probe.seen);
+        let seq = (self.front_seq + self.ring.len() as u64) as u32;
+        self.index.insert_unique(
+            table_hash(probe.tag),
+            Slot {
+                tag: probe.tag,
+                seq,
+            },
+            |s| table_hash(s.tag),
+        );
+        self.ring.push_back(Seen {
+            at,
+            tag: probe.tag,
+            event,
+        });
+    }
+
+    /// Counts an event applied again although it was in the window (an engine defect under test):
+    /// it takes a place in the ring, but lookups keep finding the first entry, and only until that
+    /// one expires.
+    pub fn insert_unindexed(&mut self, probe: Probe, at: Instant, event: EventRef) {
+        self.ring.push_back(Seen {
+            at,
+            tag: probe.tag,
+            event,
+        });
+    }
+
+    /// Drops the entries older than `window` at `now`, and the oldest ones beyond `entries_max`
+    /// less one (making room for the next).
+    pub fn expire(&mut self, now: Instant, window: Duration, entries_max: usize) {
+        let entries_max = entries_max.min(u32::MAX as usize);
+        while let Some(front) = self.ring.front() {
+            let expired = now.saturating_since(front.at) > window;
+            if !(expired || self.ring.len() >= entries_max) {
+                break;
+            }
+            let seq = self.front_seq as u32;
+            let tag = front.tag;
+            self.ring.pop_front();
+            self.front_seq += 1;
+            if let Ok(slot) = self.index.find_entry(table_hash(tag), |s| s.seq == seq) {
+                slot.remove();
+            }
+        }
+    }
+}
+
+/// Saved as the ring alone, `(at, event)` oldest first, with each event's place in the index:
+/// the index is rebuilt from it on load.
+impl Serialize for SeenEvents {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let front = self.front_seq as u32;
+        let mut indexed = vec![false; self.ring.len()];
+        for slot in &self.index {
+            indexed[slot.seq.wrapping_sub(front) as usize] = true;
+        }
+        s.collect_seq(
+            self.ring
+                .iter()
+                .zip(indexed)
+                .map(|(e, indexed)| (e.at, &e.event, indexed)),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for SeenEvents {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let entries = Vec::<(Instant, EventRef, bool)>::deserialize(d)?;
+        let mut seen = SeenEvents::default();
+        for (at, event, indexed) in entries {
+            let probe = Probe {
+                seen: false,
+                tag: tag_of(&event),
+            };
+            if indexed {
+                seen.insert(probe, at, event);
+            } else {
+                seen.insert_unindexed(probe, at, event);
+            }
+        }
+        Ok(seen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: &str) -> EventRef {
+        EventRef::new("/plants/P1/mes", id)
+    }
+
+    #[test]
+    fn an_event_is_found_until_it_expires_by_age_or_by_room() {
+        let mut s = SeenEvents::default();
+        let week = Duration::from_hours(24 * 7);
+        for (i, id) in ["a", "b", "c"].into_iter().enumerate() {
+            let p = s.probe(&ev(id));
+            assert!(!p.seen);
+            s.insert(p, Instant::from_secs(i as u64), ev(id));
+        }
+        assert!(s.probe(&ev("a")).seen && s.probe(&ev("c")).seen);
+        assert!(
+            !s.probe(&EventRef::new("/plants/P1/erp", "a")).seen,
+            "source counts"
+        );
+        // Room for 3 entries: making room for a fourth drops the oldest.
+        s.expire(Instant::from_secs(3), week, 3);
+        assert!(!s.probe(&ev("a")).seen);
+        assert!(s.probe(&ev("b")).seen);
+        // Age: b (at 1 s) is older than a 1.5 s window at 2.6 s; c (at 2 s) is not.
+        s.expire(
+            Instant::from_micros(2_600_000),
+            Duration::from_micros(1_500_000),
+            100,
+        );
+        assert!(!s.probe(&ev("b")).seen);
+        assert!(s.probe(&ev("c")).seen);
+        assert_eq!(s.ring.len(), 1);
+        assert_eq!(s.index.len(), 1);
+    }
+
+    #[test]
+    fn an_unindexed_entry_takes_room_but_the_first_entry_answers_lookups() {
+        let mut s = SeenEvents::default();
+        let week = Duration::from_hours(24 * 7);
+        let p = s.probe(&ev("a"));
+        s.insert(p, Instant::from_secs(1), ev("a"));
+        let p = s.probe(&ev("a"));
+        assert!(p.seen);
+        s.insert_unindexed(p, Instant::from_secs(2), ev("a"));
+        assert_eq!(s.ring.len(), 2);
+        // The first entry expires: the event is no longer in the window, though the re-applied
+        // copy still takes room.
+        s.expire(Instant::from_secs(2), Duration::from_micros(500_000), 100);
+        assert!(!s.probe(&ev("a")).seen);
+        assert_eq!(s.ring.len(), 1);
+        s.expire(Instant::from_secs(10), week, 1);
+        assert_eq!((s.ring.len(), s.index.len()), (0, 0));
+    }
+
+    #[test]
+    fn a_saved_window_loads_with_the_same_answers() {
+        let mut s = SeenEvents::default();
+        for i in 0..1_000u64 {
+            let e = ev(&format!("e-{i}"));
+            let p = s.probe(&e);
+            if i % 7 == 0 {
+                s.insert_unindexed(p, Instant::from_secs(i), e);
+            } else {
+                s.insert(p, Instant::from_secs(i), e);
+            }
+        }
+        s.expire(Instant::from_secs(1_000), Duration::from_secs(600), 10_000);
+        let bytes = postcard::to_stdvec(&s).unwrap();
+        let back: SeenEvents = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back.ring.len(), s.ring.len());
+        for i in 0..1_000u64 {
+            let e = ev(&format!("e-{i}"));
+            assert_eq!(back.probe(&e).seen, s.probe(&e).seen, "e-{i}");
+            assert_eq!(s.probe(&e).seen, i >= 400 && i % 7 != 0, "e-{i}");
+        }
+    }
+}
