@@ -14,6 +14,8 @@ use std::hint::black_box;
 
 /// Events in one run of the benchmark.
 pub const EVENTS: usize = 200_000;
+/// Events copied at a time just before they are handled ([`drive_timed`]): a parser's batch.
+pub const CHUNK: usize = 100;
 const LINES: u32 = 3;
 const STATIONS_PER_LINE: u32 = 10;
 
@@ -286,6 +288,28 @@ pub fn drive(engine: &mut Engine, events: Vec<Event>, t0: u64) -> Run {
         }
     }
     run
+}
+
+/// [`drive`] over copies of `events` made `chunk` at a time just before they are handled, as an
+/// ingress parser hands fresh events over; returns the counts and the time spent in the engine
+/// (the copies are not timed). Timestamps are those one [`drive`] over all of `events` gives.
+pub fn drive_timed(
+    engine: &mut Engine,
+    events: &[Event],
+    t0: u64,
+    chunk: usize,
+) -> (Run, std::time::Duration) {
+    let mut run = Run::default();
+    let mut spent = std::time::Duration::ZERO;
+    for (i, part) in events.chunks(chunk.max(1)).enumerate() {
+        let copies = part.to_vec();
+        let start = std::time::Instant::now();
+        let r = drive(engine, copies, t0 + (i * chunk.max(1)) as u64 * 1_000);
+        spent += start.elapsed();
+        run.events += r.events;
+        run.replies += r.replies;
+    }
+    (run, spent)
 }
 
 /// [`drive`] for an engine behind a journal, with group commit and the output commit rule: the

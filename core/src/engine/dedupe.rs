@@ -7,6 +7,10 @@
 //! the index and reads the ring only on a tag match, so a new event (nearly every one) touches no
 //! string; growing the index rehashes tags, not strings. The match itself is exact: source and id
 //! are compared, so no digest collision can make a new event pass for a duplicate.
+//!
+//! The ring is a queue of fixed-size blocks ([`BlockQueue`]): it grows a block at a time, never
+//! copying what it holds (a `VecDeque` of millions of entries would copy them all, and touch twice
+//! the memory, at every doubling), and a block emptied by expiry is reused for the next one.
 
 use crate::call::EventRef;
 use crate::time::{Duration, Instant};
@@ -15,11 +19,85 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 
+/// Entries in one block of a [`BlockQueue`] (48 KiB of dedupe entries).
+const BLOCK: usize = 1_024;
+
+/// A FIFO queue stored in blocks of [`BLOCK`] entries: pushing never moves what is queued, and
+/// the memory of a block emptied at the front is reused at the back.
+#[derive(Clone)]
+pub(super) struct BlockQueue<T> {
+    /// Every block holds [`BLOCK`] entries but the first (entries popped from its front) and the
+    /// last (still filling). Each is a `VecDeque` of capacity [`BLOCK`] that never grows.
+    blocks: VecDeque<VecDeque<T>>,
+    len: usize,
+    /// An emptied block, kept for the next one.
+    spare: Option<VecDeque<T>>,
+}
+
+impl<T> Default for BlockQueue<T> {
+    fn default() -> Self {
+        BlockQueue {
+            blocks: VecDeque::new(),
+            len: 0,
+            spare: None,
+        }
+    }
+}
+
+impl<T> BlockQueue<T> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn push_back(&mut self, value: T) {
+        if self.blocks.back().is_none_or(|b| b.len() == BLOCK) {
+            let block = self
+                .spare
+                .take()
+                .unwrap_or_else(|| VecDeque::with_capacity(BLOCK));
+            self.blocks.push_back(block);
+        }
+        self.blocks
+            .back_mut()
+            .expect("just ensured")
+            .push_back(value);
+        self.len += 1;
+    }
+
+    pub fn front(&self) -> Option<&T> {
+        self.blocks.front().and_then(VecDeque::front)
+    }
+
+    pub fn pop_front(&mut self) -> Option<T> {
+        let first = self.blocks.front_mut()?;
+        let value = first.pop_front()?;
+        self.len -= 1;
+        if first.is_empty() {
+            self.spare = self.blocks.pop_front();
+        }
+        Some(value)
+    }
+
+    /// The entry at position `i` from the front.
+    pub fn get(&self, i: usize) -> Option<&T> {
+        let first = self.blocks.front()?;
+        if i < first.len() {
+            return first.get(i);
+        }
+        let rest = i - first.len();
+        self.blocks.get(1 + rest / BLOCK)?.get(rest % BLOCK)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.blocks.iter().flatten()
+    }
+}
+
 /// Accepted events within the dedupe window.
 #[derive(Clone, Default)]
 pub(super) struct SeenEvents {
     /// Oldest first. The entry at position `i` has sequence number `front_seq + i`.
-    ring: VecDeque<Seen>,
+    ring: BlockQueue<Seen>,
     front_seq: u64,
     index: HashTable<Slot>,
 }
@@ -68,7 +146,11 @@ impl SeenEvents {
         let seen = self
             .index
             .find(table_hash(tag), |s| {
-                s.tag == tag && self.ring[s.seq.wrapping_sub(front) as usize].event == *event
+                s.tag == tag
+                    && self
+                        .ring
+                        .get(s.seq.wrapping_sub(front) as usize)
+                        .is_some_and(|e| e.event == *event)
             })
             .is_some();
         Probe { seen, tag }
@@ -133,12 +215,12 @@ impl Serialize for SeenEvents {
         for slot in &self.index {
             indexed[slot.seq.wrapping_sub(front) as usize] = true;
         }
-        s.collect_seq(
-            self.ring
-                .iter()
-                .zip(indexed)
-                .map(|(e, indexed)| (e.at, &e.event, indexed)),
-        )
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.ring.len()))?;
+        for (e, indexed) in self.ring.iter().zip(indexed) {
+            seq.serialize_element(&(e.at, &e.event, indexed))?;
+        }
+        seq.end()
     }
 }
 
@@ -216,6 +298,43 @@ mod tests {
         assert_eq!(s.ring.len(), 1);
         s.expire(Instant::from_secs(10), week, 1);
         assert_eq!((s.ring.len(), s.index.len()), (0, 0));
+    }
+
+    #[test]
+    fn a_block_queue_is_a_fifo_across_blocks() {
+        let mut q = BlockQueue::default();
+        let mut model = VecDeque::new();
+        let mut next = 0u32;
+        // Grow over several blocks, drain most, grow again (reusing the spare), drain all.
+        for (push, pop) in [
+            (3 * BLOCK + 17, 2 * BLOCK + 5),
+            (BLOCK + 3, 0),
+            (0, 2 * BLOCK + 15),
+        ] {
+            for _ in 0..push {
+                q.push_back(next);
+                model.push_back(next);
+                next += 1;
+            }
+            for i in [
+                0,
+                1,
+                BLOCK - 1,
+                BLOCK,
+                model.len().saturating_sub(1),
+                model.len(),
+            ] {
+                assert_eq!(q.get(i), model.get(i), "get({i})");
+            }
+            for _ in 0..pop {
+                assert_eq!(q.pop_front(), model.pop_front());
+            }
+            assert_eq!(q.len(), model.len());
+            assert_eq!(q.front(), model.front());
+            assert!(q.iter().eq(model.iter()));
+        }
+        assert_eq!(q.pop_front(), None);
+        assert_eq!(q.len(), 0);
     }
 
     #[test]
