@@ -55,66 +55,94 @@ pub struct AuditRecord {
     pub origin: EventRef,
     /// Every event that advanced the workflow to this step, oldest first (the origin included).
     pub causation: Vec<EventRef>,
-    /// Hash of the previous record (all zero for the first), hex.
-    pub prev_hash: String,
-    /// blake3 of this record's content and `prev_hash`, hex.
-    pub hash: String,
+    /// Hash of the previous record ([`GENESIS`] for the first).
+    pub prev_hash: Digest,
+    /// blake3 of this record's content and `prev_hash`.
+    pub hash: Digest,
 }
 
 /// The version of the layout [`AuditRecord::compute_hash`] hashes.
 const HASH_LAYOUT: u8 = 1;
 
-/// 32 bytes as 64 lower-case hex digits (written directly: this runs twice per audit record).
-fn encode_hash(raw: &[u8; 32]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = [0u8; 64];
-    for (pair, b) in hex.chunks_exact_mut(2).zip(raw) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0xf)];
+/// A link's BLAKE3 hash: 32 bytes, written (in JSON, traces and `Display`) as 64 lower-case hex
+/// digits. Kept raw, so that linking a record costs no allocation and no hex round trip.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Digest(pub [u8; 32]);
+
+/// The hash the chain starts from (all zero).
+pub const GENESIS: Digest = Digest([0; 32]);
+
+impl Digest {
+    /// The 64 lower-case hex digits.
+    pub fn to_hex(&self) -> [u8; 64] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [0u8; 64];
+        for (pair, b) in hex.chunks_exact_mut(2).zip(&self.0) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0xf)];
+        }
+        hex
     }
-    std::str::from_utf8(&hex)
-        .expect("hex digits are ASCII")
-        .to_owned()
+
+    /// Reads 64 lower-case hex digits.
+    pub fn from_hex(hex: &str) -> Option<Digest> {
+        let b = hex.as_bytes();
+        if b.len() != 64 {
+            return None;
+        }
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let mut out = [0u8; 32];
+        for (i, pair) in b.chunks_exact(2).enumerate() {
+            out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+        }
+        Some(Digest(out))
+    }
 }
 
-/// 64 hex digits as 32 bytes.
-fn decode_hash(hex: &str) -> Option<[u8; 32]> {
-    let b = hex.as_bytes();
-    if b.len() != 64 {
-        return None;
+impl std::fmt::Display for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(std::str::from_utf8(&self.to_hex()).expect("hex digits are ASCII"))
     }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let mut out = [0u8; 32];
-    for (i, pair) in b.chunks_exact(2).enumerate() {
-        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
-    Some(out)
 }
 
-/// The hash the chain starts from.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+impl std::fmt::Debug for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(std::str::from_utf8(&self.to_hex()).expect("hex digits are ASCII"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let hex = Cow::<'de, str>::deserialize(d)?;
+        Digest::from_hex(&hex)
+            .ok_or_else(|| serde::de::Error::custom("a hash is 64 lower-case hex digits"))
+    }
+}
 
 impl AuditRecord {
     /// The hash of everything but `hash` itself.
-    pub fn compute_hash(&self) -> String {
-        self.compute_hash_with(&mut Vec::new(), decode_hash(&self.prev_hash))
-            .0
+    pub fn compute_hash(&self) -> Digest {
+        self.compute_hash_with(&mut Vec::new())
     }
 
     /// [`AuditRecord::compute_hash`] with a scratch buffer. The record is laid out compactly and
     /// unambiguously, then hashed in one go: a layout version byte; `seq` and `at` as little-endian
     /// u64; the action and the target as one byte each; every text as its LEB128 length and UTF-8
     /// bytes (`request`, `key`, then `receipt` and `reason` each behind a present/absent byte, then
-    /// the origin's source and id); the number of causes and each cause's source and id; and the
-    /// previous hash as its 32 raw bytes (or, should it not be 64 hex digits, as text behind a
-    /// marker byte).
-    ///
-    /// `prev` is `prev_hash` decoded, when it decodes; the hash is returned as hex and raw.
-    fn compute_hash_with(&self, buf: &mut Vec<u8>, prev: Option<[u8; 32]>) -> (String, [u8; 32]) {
+    /// the origin's source and id); the number of causes and each cause's source and id; and a zero
+    /// byte and the previous hash's 32 bytes. (Layout 1 also allowed a previous hash that was not
+    /// 64 hex digits, as text behind a one byte; since hashes are [`Digest`]s there is none.)
+    fn compute_hash_with(&self, buf: &mut Vec<u8>) -> Digest {
         #[inline]
         fn uleb(buf: &mut Vec<u8>, mut n: u64) {
             loop {
@@ -159,19 +187,9 @@ impl AuditRecord {
             text(buf, &e.source);
             text(buf, &e.id);
         }
-        debug_assert_eq!(prev, decode_hash(&self.prev_hash));
-        match prev {
-            Some(raw) => {
-                buf.push(0);
-                buf.extend_from_slice(&raw);
-            }
-            None => {
-                buf.push(1);
-                text(buf, &self.prev_hash);
-            }
-        }
-        let raw = *blake3::hash(buf).as_bytes();
-        (encode_hash(&raw), raw)
+        buf.push(0);
+        buf.extend_from_slice(&self.prev_hash.0);
+        Digest(*blake3::hash(buf).as_bytes())
     }
 }
 
@@ -188,7 +206,7 @@ pub struct ChainError {
 pub fn verify_chain<'a>(
     records: impl IntoIterator<Item = &'a AuditRecord>,
 ) -> Result<u64, ChainError> {
-    let mut prev = GENESIS.to_owned();
+    let mut prev = GENESIS;
     let mut expect_seq = 1;
     for r in records {
         if r.seq != expect_seq {
@@ -209,33 +227,19 @@ pub fn verify_chain<'a>(
                 reason: "hash does not match the record's content".into(),
             });
         }
-        prev.clone_from(&r.hash);
+        prev = r.hash;
         expect_seq += 1;
     }
     Ok(expect_seq - 1)
 }
 
 /// The engine's end of the chain: the last sequence number and hash.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct ChainHead {
     pub seq: u64,
-    pub hash: String,
-    /// `hash` decoded (a cache: filled on first use after a restore).
-    #[serde(skip)]
-    raw: Option<[u8; 32]>,
+    pub hash: Digest,
     #[serde(skip)]
     buf: Vec<u8>,
-}
-
-impl Default for ChainHead {
-    fn default() -> Self {
-        ChainHead {
-            seq: 0,
-            hash: GENESIS.to_owned(),
-            raw: None,
-            buf: Vec::new(),
-        }
-    }
 }
 
 impl ChainHead {
@@ -243,12 +247,9 @@ impl ChainHead {
     pub fn link(&mut self, mut r: AuditRecord) -> AuditRecord {
         self.seq += 1;
         r.seq = self.seq;
-        let prev = self.raw.or_else(|| decode_hash(&self.hash));
-        r.prev_hash = std::mem::take(&mut self.hash);
-        let (hash, raw) = r.compute_hash_with(&mut self.buf, prev);
-        r.hash = hash;
-        self.raw = Some(raw);
-        self.hash.clone_from(&r.hash);
+        r.prev_hash = self.hash;
+        r.hash = r.compute_hash_with(&mut self.buf);
+        self.hash = r.hash;
         r
     }
 }
@@ -269,8 +270,8 @@ mod tests {
             reason: None,
             origin: EventRef::new("/qms", format!("e{i}")),
             causation: vec![],
-            prev_hash: String::new(),
-            hash: String::new(),
+            prev_hash: GENESIS,
+            hash: GENESIS,
         }
     }
 
@@ -315,8 +316,7 @@ mod tests {
             Box::new(|r| r.reason = Some(String::new())),
             Box::new(|r| r.origin.id = "other".into()),
             Box::new(|r| r.causation.push(r.origin.clone())),
-            Box::new(|r| r.prev_hash = "f".repeat(64)),
-            Box::new(|r| r.prev_hash = "not hex".into()),
+            Box::new(|r| r.prev_hash = Digest([0xff; 32])),
         ];
         for (i, edit) in edits.iter().enumerate() {
             let mut r = base.clone();
@@ -331,14 +331,24 @@ mod tests {
         b.request = "a".into();
         b.key = IdempotencyKey("bc".into());
         assert_ne!(a.compute_hash(), b.compute_hash());
-        assert_eq!(decode_hash(GENESIS), Some([0; 32]));
+    }
+
+    #[test]
+    fn a_digest_reads_and_writes_as_lower_case_hex() {
         let raw = *blake3::hash(b"x").as_bytes();
-        assert_eq!(encode_hash(&raw), blake3::hash(b"x").to_hex().as_str());
-        assert_eq!(decode_hash(&encode_hash(&raw)), Some(raw));
-        assert_eq!(
-            decode_hash(&"A".repeat(64)),
-            None,
-            "hashes are lower-case hex"
+        let hex = blake3::hash(b"x").to_hex();
+        assert_eq!(Digest(raw).to_string(), hex.as_str());
+        assert_eq!(Digest::from_hex(&hex), Some(Digest(raw)));
+        assert_eq!(GENESIS.to_string(), "0".repeat(64));
+        assert_eq!(Digest::from_hex(&"A".repeat(64)), None, "lower case only");
+        assert_eq!(Digest::from_hex("abc"), None);
+        let json = serde_json::to_string(&Digest(raw)).unwrap();
+        assert_eq!(json, format!("\"{hex}\""));
+        assert_eq!(serde_json::from_str::<Digest>(&json).unwrap(), Digest(raw));
+        let err = serde_json::from_str::<Digest>("\"not hex\"").unwrap_err();
+        assert!(
+            err.to_string().contains("64 lower-case hex digits"),
+            "{err}"
         );
     }
 }

@@ -98,7 +98,7 @@ fn the_same_inputs_give_the_same_audit_hashes() {
         ack_then_timeout_every: 3,
         snapshot_every: 0,
     };
-    let hashes = |w: &World| w.audit.iter().map(|r| r.hash.clone()).collect::<Vec<_>>();
+    let hashes = |w: &World| w.audit.iter().map(|r| r.hash).collect::<Vec<_>>();
     let a = world(s, vec![]);
     let b = world(s, vec![]);
     assert!(!a.audit.is_empty());

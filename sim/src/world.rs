@@ -1335,7 +1335,7 @@ impl World {
             self.send_call(call, now);
         }
         while let Some(r) = self.core.as_mut().and_then(|c| c.engine_mut().poll_audit()) {
-            self.hash.update(r.hash.as_bytes());
+            self.hash.update(&r.hash.to_hex());
             self.audit.push(r);
         }
         self.arm_engine_timer(now);

@@ -37,7 +37,7 @@ pub use config::*;
 pub use registry::Registry;
 pub use workflows::Step;
 
-use crate::audit::{AuditAction, AuditRecord, ChainHead};
+use crate::audit::{AuditAction, AuditRecord, ChainHead, GENESIS};
 use crate::call::{Call, CallId, EventRef, IdempotencyKey, Outcome, Request};
 use crate::event::Event;
 use crate::model::{LatencyClass, System};
@@ -266,6 +266,10 @@ pub struct Engine {
     queued: [u32; 3],
     timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
     timer_seq: u64,
+    /// No timer or deadline is due before this (a lower bound, exact after each firing), so that
+    /// most inputs skip looking at the timers at all. Not state: zero after a restore.
+    #[serde(skip)]
+    next_due: Instant,
     /// Deadlines of sends, per target, as (at, seq, call, attempt). A target's deadlines only grow
     /// (now + its fixed call timeout), so a FIFO keeps them in order and a send costs O(1) rather
     /// than a heap push and pop. They fire in (at, seq) order together with `timers`.
@@ -319,6 +323,7 @@ impl Engine {
             queued: [0; 3],
             timers: BinaryHeap::new(),
             timer_seq: 0,
+            next_due: Instant::ZERO,
             deadlines: Default::default(),
             outbox: VecDeque::new(),
             audit_out: VecDeque::new(),
@@ -621,6 +626,7 @@ impl Engine {
     // ---- timers --------------------------------------------------------------------------------
 
     fn set_timer(&mut self, at: Instant, t: Timer) {
+        self.next_due = self.next_due.min(at);
         self.timer_seq += 1;
         self.timers.push(Reverse((at, self.timer_seq, t)));
     }
@@ -642,9 +648,13 @@ impl Engine {
     }
 
     fn fire_timers(&mut self) {
+        if self.now < self.next_due {
+            return;
+        }
         while let Some((at, _, source)) = self.next_timer() {
             if at > self.now {
-                break;
+                self.next_due = at;
+                return;
             }
             let timer = match source {
                 None => self.timers.pop().expect("peeked").0.2,
@@ -696,6 +706,7 @@ impl Engine {
                 }
             }
         }
+        self.next_due = Instant::MAX;
     }
 
     /// Counts a dead-letter replay and records it in the audit chain.
@@ -718,8 +729,8 @@ impl Engine {
             reason: Some(dl.reason.describe()),
             origin: dl.origin.clone(),
             causation: dl.causation.clone(),
-            prev_hash: String::new(),
-            hash: String::new(),
+            prev_hash: GENESIS,
+            hash: GENESIS,
         };
         self.audit_out.push_back(self.chain.link(rec));
     }
@@ -828,6 +839,7 @@ impl Engine {
         self.targets[target.index()].in_flight += 1;
         self.outbox.push_back(call);
         self.timer_seq += 1;
+        self.next_due = self.next_due.min(deadline);
         let q = &mut self.deadlines[target.index()];
         debug_assert!(q.back().is_none_or(|last| last.0 <= deadline));
         q.push_back((deadline, self.timer_seq, id, attempt));
@@ -955,12 +967,12 @@ impl Engine {
             reason: None,
             origin: st.origin,
             causation: st.causation,
-            prev_hash: String::new(),
-            hash: String::new(),
+            prev_hash: GENESIS,
+            hash: GENESIS,
         };
         let mut linked = self.chain.link(rec);
         if self.config.has_defect(EngineDefect::AuditUnchained) {
-            linked.prev_hash = "0".repeat(linked.prev_hash.len());
+            linked.prev_hash = GENESIS;
         }
         self.audit_out.push_back(linked);
         let mut fx = std::mem::take(&mut self.fx);
@@ -1015,8 +1027,8 @@ impl Engine {
             reason: Some(dl.reason.describe()),
             origin: dl.origin.clone(),
             causation: dl.causation.clone(),
-            prev_hash: String::new(),
-            hash: String::new(),
+            prev_hash: GENESIS,
+            hash: GENESIS,
         };
         self.audit_out.push_back(self.chain.link(rec));
         self.dead_letters.insert(dl.id, dl);
