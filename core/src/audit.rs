@@ -180,12 +180,12 @@ impl AuditRecord {
         text(buf, self.key.as_str());
         optional(buf, self.receipt.as_deref());
         optional(buf, self.reason.as_deref());
-        text(buf, &self.origin.source);
-        text(buf, &self.origin.id);
+        text(buf, self.origin.source());
+        text(buf, self.origin.id());
         uleb(buf, self.causation.len() as u64);
         for e in &self.causation {
-            text(buf, &e.source);
-            text(buf, &e.id);
+            text(buf, e.source());
+            text(buf, e.id());
         }
         buf.push(0);
         buf.extend_from_slice(&self.prev_hash.0);
@@ -314,7 +314,7 @@ mod tests {
             Box::new(|r| r.receipt = None),
             Box::new(|r| r.receipt = Some(String::new())),
             Box::new(|r| r.reason = Some(String::new())),
-            Box::new(|r| r.origin.id = "other".into()),
+            Box::new(|r| r.origin = EventRef::new(r.origin.source(), "other")),
             Box::new(|r| r.causation.push(r.origin.clone())),
             Box::new(|r| r.prev_hash = Digest([0xff; 32])),
         ];

@@ -152,28 +152,117 @@ pub struct Call {
 
 /// A reference to a source event: CloudEvents `source` and `id`.
 ///
-/// Shared strings, because every call, audit record and dead letter of the event carries its
-/// reference: a clone is a reference count, not a copy.
-#[derive(
-    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+/// Both live in one shared string, because every call, audit record, dead letter and dedupe entry
+/// of the event carries its reference: a clone is one reference count, not a copy. Equality,
+/// order and hash are those of the pair `(source, id)`; it reads and writes as
+/// `{"source": …, "id": …}`.
+#[derive(Clone)]
 pub struct EventRef {
-    pub source: Arc<str>,
-    pub id: Arc<str>,
+    /// `source` then `id`.
+    text: Arc<str>,
+    /// Where `id` starts in `text`.
+    split: u32,
 }
 
 impl EventRef {
-    pub fn new(source: impl Into<Arc<str>>, id: impl Into<Arc<str>>) -> EventRef {
+    pub fn new(source: impl AsRef<str>, id: impl AsRef<str>) -> EventRef {
+        let (source, id) = (source.as_ref(), id.as_ref());
+        let mut text = String::with_capacity(source.len() + id.len());
+        text.push_str(source);
+        text.push_str(id);
         EventRef {
-            source: source.into(),
-            id: id.into(),
+            text: text.into(),
+            // Ingress bounds both attributes far below 4 GiB; a longer source is cut at u32::MAX
+            // only in the split, never in the text, so equality stays exact.
+            split: u32::try_from(source.len()).unwrap_or(u32::MAX),
         }
+    }
+
+    /// CloudEvents `source`.
+    pub fn source(&self) -> &str {
+        &self.text[..self.split as usize]
+    }
+
+    /// CloudEvents `id`.
+    pub fn id(&self) -> &str {
+        &self.text[self.split as usize..]
+    }
+}
+
+impl PartialEq for EventRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.split == other.split && self.text == other.text
+    }
+}
+
+impl Eq for EventRef {}
+
+impl PartialOrd for EventRef {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for EventRef {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.source(), self.id()).cmp(&(other.source(), other.id()))
+    }
+}
+
+impl std::hash::Hash for EventRef {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.source().hash(h);
+        self.id().hash(h);
+    }
+}
+
+impl fmt::Debug for EventRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventRef")
+            .field("source", &self.source())
+            .field("id", &self.id())
+            .finish()
+    }
+}
+
+/// The wire form of [`EventRef`].
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename = "EventRef")]
+#[schemars(rename = "EventRef")]
+struct EventRefWire<S> {
+    source: S,
+    id: S,
+}
+
+impl Serialize for EventRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        EventRefWire {
+            source: self.source(),
+            id: self.id(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = EventRefWire::<std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(EventRef::new(w.source, w.id))
+    }
+}
+
+impl JsonSchema for EventRef {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "EventRef".into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        EventRefWire::<String>::json_schema(g)
     }
 }
 
 impl fmt::Display for EventRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}#{}", self.source, self.id)
+        write!(f, "{}#{}", self.source(), self.id())
     }
 }
 
@@ -208,5 +297,38 @@ impl Outcome {
     /// True when the posting may have happened although no success came back.
     pub fn is_ambiguous(&self) -> bool {
         matches!(self, Outcome::Unavailable { .. } | Outcome::TimedOut)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::{BuildHasher, Hash};
+
+    #[test]
+    fn an_event_ref_compares_hashes_and_reads_as_its_source_and_id() {
+        let a = EventRef::new("/plants/P1/mes", "e-1");
+        assert_eq!((a.source(), a.id()), ("/plants/P1/mes", "e-1"));
+        // Same text, other split: different references.
+        let b = EventRef::new("/plants/P1/mese", "-1");
+        assert_ne!(a, b);
+        // Order is the pair's order, not the joined text's.
+        let (x, y) = (EventRef::new("ab", "z"), EventRef::new("abc", "a"));
+        assert!(x < y, "\"ab\" < \"abc\" although \"abz\" > \"abca\"");
+        // Hash is the pair's hash (tags and map order stay what they were with two strings).
+        let h = rustc_hash::FxBuildHasher;
+        let pair = |s: &str, i: &str| {
+            let mut st = std::hash::BuildHasher::build_hasher(&h);
+            s.hash(&mut st);
+            i.hash(&mut st);
+            std::hash::Hasher::finish(&st)
+        };
+        assert_eq!(h.hash_one(&a), pair("/plants/P1/mes", "e-1"));
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(json, r#"{"source":"/plants/P1/mes","id":"e-1"}"#);
+        assert_eq!(serde_json::from_str::<EventRef>(&json).unwrap(), a);
+        let bytes = postcard::to_stdvec(&a).unwrap();
+        assert_eq!(postcard::from_bytes::<EventRef>(&bytes).unwrap(), a);
+        assert_eq!(a.to_string(), "/plants/P1/mes#e-1");
     }
 }

@@ -8,7 +8,7 @@
 mod support;
 
 use plantloop_core::audit::{AuditAction, verify_chain};
-use plantloop_core::call::{Call, Outcome, Request};
+use plantloop_core::call::{Call, EventRef, Outcome, Request};
 use plantloop_core::engine::{Ack, Config, DeadLetterReason, Input};
 use plantloop_core::*;
 use std::cell::Cell;
@@ -195,7 +195,7 @@ fn out_of_retries_goes_to_the_dead_letter_queue_and_replays() {
             last: Outcome::Unavailable { status: 503 }
         }
     );
-    assert_eq!(dl.origin.id.as_ref(), "c-1");
+    assert_eq!(dl.origin.id(), "c-1");
     assert_eq!(dl.target, Some(System::Erp));
     assert_eq!(dl.key.as_ref().unwrap().as_str(), conf_key(1));
     assert!(matches!(dl.request, Some(Request::ConfirmProduction(_))));
@@ -1008,14 +1008,14 @@ fn the_audit_chain_verifies_and_names_the_origin_of_every_posting() {
             .collect();
         assert_eq!(recs.len(), 1, "{key}: {recs:?}");
         assert_eq!(recs[0].target, system);
-        assert_eq!(recs[0].origin.id.as_ref(), origin_of(&key), "{key}");
+        assert_eq!(recs[0].origin.id(), origin_of(&key), "{key}");
         assert!(recs[0].causation.contains(&recs[0].origin));
         let posted = w.target(system).find(&key).unwrap();
         assert_eq!(recs[0].receipt.as_deref(), Some(posted.receipt.as_str()));
     }
     // Editing, dropping or reordering a record breaks the chain there.
     let mut forged = w.audit.clone();
-    forged[3].origin.id = "someone-else".into();
+    forged[3].origin = EventRef::new(forged[3].origin.source(), "someone-else");
     assert_eq!(verify_chain(&forged).unwrap_err().seq, 4);
     let mut dropped = w.audit.clone();
     dropped.remove(2);

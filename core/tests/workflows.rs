@@ -59,7 +59,7 @@ fn w1_nc_holds_interrupts_opens_an_emergency_work_order_and_stops_the_station() 
     assert!(
         calls
             .iter()
-            .all(|c| &*c.origin.id == "nc-1" && &*c.origin.source == "/plants/P1/qms")
+            .all(|c| c.origin.id() == "nc-1" && c.origin.source() == "/plants/P1/qms")
     );
 
     let Request::PostHold(h) = &calls[0].request else {
@@ -259,7 +259,7 @@ fn w1_a_refused_hold_sends_what_waits_behind_it_to_the_dead_letter_queue() {
         w.engine()
             .dead_letters()
             .nth(1)
-            .map(|d| d.origin.id.to_string()),
+            .map(|d| d.origin.id().to_string()),
         Some("c-1".to_owned())
     );
     assert!(
@@ -362,7 +362,7 @@ fn an_nc_for_an_unknown_station_dead_letters_after_the_enrichment_wait() {
     let dls: Vec<_> = w.engine().dead_letters().collect();
     assert_eq!(dls.len(), 1);
     assert_eq!(dls[0].at, t0 + wait);
-    assert_eq!(dls[0].origin.id.as_ref(), "nc-1");
+    assert_eq!(dls[0].origin.id(), "nc-1");
     assert_eq!(dls[0].request, None);
     let DeadLetterReason::Unprocessable { detail } = &dls[0].reason else {
         panic!("{:?}", dls[0].reason)
@@ -401,7 +401,7 @@ fn an_nc_for_an_unknown_station_dead_letters_after_the_enrichment_wait() {
         .iter()
         .find(|r| r.key.as_str() == "w1/NC-1/hold")
         .unwrap();
-    assert_eq!(rec.origin.id.as_ref(), "nc-1");
+    assert_eq!(rec.origin.id(), "nc-1");
 }
 
 // ---- W2 -------------------------------------------------------------------------------------------
@@ -596,8 +596,8 @@ fn w3_after_everything_releases_resumes_the_order_and_the_station() {
         .iter()
         .find(|r| r.key.as_str() == "w3/NC-1/release")
         .unwrap();
-    assert_eq!(rec.origin.id.as_ref(), "d-1");
-    let chain: Vec<_> = rec.causation.iter().map(|e| &*e.id).collect();
+    assert_eq!(rec.origin.id(), "d-1");
+    let chain: Vec<_> = rec.causation.iter().map(|e| e.id()).collect();
     assert_eq!(chain, ["nc-1", "wo-1", "d-1"]);
 
     // A second disposition changes nothing.
@@ -733,7 +733,7 @@ fn w4_a_fault_at_an_unknown_station_is_a_dead_letter() {
         .filter(|c| c.key.as_str().starts_with("w4/P1-L9-S1/"))
         .collect();
     assert_eq!(wo.len(), 1);
-    assert_eq!(wo[0].origin.id.as_ref(), "a-1");
+    assert_eq!(wo[0].origin.id(), "a-1");
     let Request::CreateWorkOrder(order) = &wo[0].request else {
         panic!()
     };

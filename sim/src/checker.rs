@@ -477,7 +477,7 @@ fn no_lost_events(w: &World) -> Verdict {
         .unwrap_or_default();
     let mut unacked: Vec<(&plantloop_core::call::EventRef, &crate::world::Emitted)> =
         w.emitted.iter().filter(|(_, e)| !e.acked).collect();
-    unacked.sort_by_key(|(r, e)| (e.at, r.source.clone(), r.id.clone()));
+    unacked.sort_by(|(ra, ea), (rb, eb)| (ea.at, *ra).cmp(&(eb.at, *rb)));
     v.checked += w.emitted.len() as u64;
     for (r, e) in unacked {
         v.violate(json!({

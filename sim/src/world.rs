@@ -1279,8 +1279,8 @@ impl World {
         let flight = self.flights.remove(&f).expect("present");
         let r = flight.event.event_ref();
         self.hash.update(b"event");
-        self.hash.update(r.source.as_bytes());
-        self.hash.update(r.id.as_bytes());
+        self.hash.update(r.source().as_bytes());
+        self.hash.update(r.id().as_bytes());
         if self.trace.is_some() {
             let mut ce = flight.event.to_cloudevent();
             ce["time"] = rfc3339(now).into();

@@ -46,7 +46,7 @@ use crate::time::{Duration, Instant};
 use dedupe::SeenEvents;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
@@ -288,13 +288,7 @@ pub struct Engine {
     /// Scratch space for what a workflow step produces, kept to save an allocation per step.
     #[serde(skip)]
     fx: Effects,
-    /// Event sources seen, shared by the references to their events (a cache: not state).
-    #[serde(skip)]
-    sources: FxHashSet<Arc<str>>,
 }
-
-/// At most this many event sources are interned; more (a misconfiguration) are simply not shared.
-const SOURCES_INTERNED_MAX: usize = 4_096;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -336,7 +330,6 @@ impl Engine {
             stats: Stats::default(),
             now: Instant::ZERO,
             fx: Effects::default(),
-            sources: FxHashSet::default(),
         }
     }
 
@@ -415,10 +408,7 @@ impl Engine {
     }
 
     fn handle_event(&mut self, e: Event) -> Ack {
-        let origin = EventRef {
-            source: self.intern_source(e.source),
-            id: e.id.into(),
-        };
+        let origin = EventRef::new(&e.source, &e.id);
         self.seen.expire(
             self.now,
             self.config.dedupe_window,
@@ -454,18 +444,6 @@ impl Engine {
         self.apply_effects(&mut fx);
         self.fx = fx;
         Ack::Accepted
-    }
-
-    /// The shared copy of an event source's name: sources are few, events many.
-    fn intern_source(&mut self, source: String) -> Arc<str> {
-        if let Some(s) = self.sources.get(source.as_str()) {
-            return s.clone();
-        }
-        let s: Arc<str> = source.into();
-        if self.sources.len() < SOURCES_INTERNED_MAX {
-            self.sources.insert(s.clone());
-        }
-        s
     }
 
     fn admits(&self, class: LatencyClass) -> bool {
