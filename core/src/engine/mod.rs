@@ -629,6 +629,16 @@ impl Engine {
         if self.now < self.next_due {
             return;
         }
+        // Most due deadlines belong to sends answered long ago. Such a deadline can never fire
+        // (a send's attempt number is never reused), so it leaves now, without the ordered walk.
+        for q in &mut self.deadlines {
+            while let Some(&(at, _, call, attempt)) = q.front() {
+                if at > self.now || Self::in_flight(&self.calls, call, attempt) {
+                    break;
+                }
+                q.pop_front();
+            }
+        }
         while let Some((at, _, source)) = self.next_timer() {
             if at > self.now {
                 self.next_due = at;
@@ -643,10 +653,7 @@ impl Engine {
             };
             match timer {
                 Timer::CallDeadline { call, attempt } => {
-                    let live = self.calls.get(&call).is_some_and(|s| {
-                        s.attempt == attempt && matches!(s.phase, Phase::InFlight { .. })
-                    });
-                    if live {
+                    if Self::in_flight(&self.calls, call, attempt) {
                         self.stats.timeouts += 1;
                         let target = self.calls[&call].target;
                         self.end_flight(target);
@@ -685,6 +692,13 @@ impl Engine {
             }
         }
         self.next_due = Instant::MAX;
+    }
+
+    /// True while `attempt` of `call` waits for its reply.
+    fn in_flight(calls: &FxHashMap<CallId, CallState>, call: CallId, attempt: u32) -> bool {
+        calls
+            .get(&call)
+            .is_some_and(|s| s.attempt == attempt && matches!(s.phase, Phase::InFlight { .. }))
     }
 
     /// Counts a dead-letter replay and records it in the audit chain.
