@@ -7,8 +7,11 @@
 
 mod support;
 
+use plantloop_core::durable::{
+    DurableEngine, DurableError, SNAPSHOT_LAYOUT, decode_snapshot, encode_snapshot,
+};
 use plantloop_core::engine::{Config, Engine, Input};
-use plantloop_core::journal::MemoryJournal;
+use plantloop_core::journal::{Journal, MemoryJournal};
 use plantloop_core::*;
 use support::crash::*;
 use support::*;
@@ -114,9 +117,9 @@ fn an_engine_round_trips_through_a_snapshot_mid_run() {
     let mut w = World::new(Config::default(), 9);
     closed_loop(&mut w);
     w.run_for(Duration::from_millis(4_500));
-    let bytes = postcard::to_stdvec(w.engine()).unwrap();
-    let restored: Engine = postcard::from_bytes(&bytes).unwrap();
-    assert_eq!(postcard::to_stdvec(&restored).unwrap().len(), bytes.len());
+    let bytes = encode_snapshot(w.engine()).unwrap();
+    let restored: Engine = decode_snapshot(1, &bytes).unwrap();
+    assert_eq!(encode_snapshot(&restored).unwrap(), bytes);
     let mut a = w.engine().clone();
     let mut b = restored;
     let inputs = [
@@ -145,4 +148,65 @@ fn an_engine_round_trips_through_a_snapshot_mid_run() {
         }
         assert_eq!(a.poll_timeout(), b.poll_timeout());
     }
+}
+
+/// The engine state of a short closed-loop run, as a snapshot holds it.
+fn pinned_run_snapshot() -> Vec<u8> {
+    let mut w = World::new(Config::default(), 9);
+    closed_loop(&mut w);
+    w.run_for(Duration::from_millis(4_500));
+    encode_snapshot(w.engine()).unwrap()
+}
+
+#[test]
+fn the_snapshot_layout_is_pinned() {
+    // A snapshot is postcard, which does not describe itself: a build whose engine state differs
+    // in shape must not read another's. When this fails, the engine's serialized state changed:
+    // if its shape changed (a field, a type, an order), raise SNAPSHOT_LAYOUT in durable.rs; in
+    // any case, pin the new digest.
+    let bytes = pinned_run_snapshot();
+    assert_eq!(
+        &bytes[..8],
+        [b"plsnap".as_slice(), &SNAPSHOT_LAYOUT.to_le_bytes()].concat()
+    );
+    // The engine's configuration is part of its state, and the `sabotage` feature adds a field.
+    let pin = if cfg!(feature = "sabotage") {
+        "2116f0ed3857704269aee5a514009aec6fbd948b77aec70794ed70319157dc93"
+    } else {
+        "ce719a58cff9c9e97fa0347692d9d19a4460c6435680c1783540bc5e4bac14a9"
+    };
+    assert_eq!(
+        (SNAPSHOT_LAYOUT, blake3::hash(&bytes).to_hex().to_string()),
+        (2, pin.to_string()),
+    );
+}
+
+#[test]
+fn a_snapshot_of_another_layout_is_refused_by_name_not_misread() {
+    let snapshot = pinned_run_snapshot();
+    let untagged = snapshot[8..].to_vec();
+    let mut newer = snapshot.clone();
+    newer[6..8].copy_from_slice(&(SNAPSHOT_LAYOUT + 1).to_le_bytes());
+    for (bytes, found) in [(untagged, 1), (newer, SNAPSHOT_LAYOUT + 1)] {
+        let mut j = MemoryJournal::new();
+        j.append(b"an input").unwrap();
+        j.sync().unwrap();
+        j.save_snapshot(1, &bytes).unwrap();
+        let err = DurableEngine::open(j, Config::default(), 9, 0)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, DurableError::SnapshotLayout { lsn: 1, found: f, expected }
+                if f == found && expected == SNAPSHOT_LAYOUT),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(&format!("layout {found}")), "{text}");
+    }
+    // A tag with nothing after it is damage, not another layout.
+    let err = decode_snapshot(3, b"plsnap").err().unwrap();
+    assert!(
+        matches!(err, DurableError::Snapshot { lsn: 3, .. }),
+        "{err:?}"
+    );
 }
