@@ -28,9 +28,6 @@ fn main() {
     if seconds.is_empty() {
         return;
     }
-    if std::env::var_os("ENGINE_PROFILE_EACH").is_some() {
-        eprintln!("{seconds:?}");
-    }
     seconds.sort_by(f64::total_cmp);
     let rate = |s: f64| EVENTS as f64 / s / 1e3;
     eprintln!(

@@ -299,12 +299,13 @@ pub fn drive_timed(
     t0: u64,
     chunk: usize,
 ) -> (Run, std::time::Duration) {
+    let chunk = chunk.max(1);
     let mut run = Run::default();
     let mut spent = std::time::Duration::ZERO;
-    for (i, part) in events.chunks(chunk.max(1)).enumerate() {
+    for (i, part) in events.chunks(chunk).enumerate() {
         let copies = part.to_vec();
         let start = std::time::Instant::now();
-        let r = drive(engine, copies, t0 + (i * chunk.max(1)) as u64 * 1_000);
+        let r = drive(engine, copies, t0 + (i * chunk) as u64 * 1_000);
         spent += start.elapsed();
         run.events += r.events;
         run.replies += r.replies;

@@ -117,7 +117,7 @@ impl std::fmt::Debug for Digest {
 
 impl Serialize for Digest {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(std::str::from_utf8(&self.to_hex()).expect("hex digits are ASCII"))
+        s.collect_str(self)
     }
 }
 
@@ -130,6 +130,32 @@ impl<'de> Deserialize<'de> for Digest {
 }
 
 impl AuditRecord {
+    /// A record with neither receipt nor reason, for [`ChainHead::link`] to number and hash.
+    pub(crate) fn unlinked(
+        at: Instant,
+        action: AuditAction,
+        target: System,
+        request: Cow<'static, str>,
+        key: IdempotencyKey,
+        origin: EventRef,
+        causation: Vec<EventRef>,
+    ) -> AuditRecord {
+        AuditRecord {
+            seq: 0,
+            at,
+            action,
+            target,
+            request,
+            key,
+            receipt: None,
+            reason: None,
+            origin,
+            causation,
+            prev_hash: GENESIS,
+            hash: GENESIS,
+        }
+    }
+
     /// The hash of everything but `hash` itself.
     pub fn compute_hash(&self) -> Digest {
         self.compute_hash_with(&mut Vec::new())
@@ -141,7 +167,7 @@ impl AuditRecord {
     /// bytes (`request`, `key`, then `receipt` and `reason` each behind a present/absent byte, then
     /// the origin's source and id); the number of causes and each cause's source and id; and a zero
     /// byte and the previous hash's 32 bytes. (Layout 1 also allowed a previous hash that was not
-    /// 64 hex digits, as text behind a one byte; since hashes are [`Digest`]s there is none.)
+    /// 64 hex digits, as text behind a marker byte; since hashes are [`Digest`]s there is none.)
     fn compute_hash_with(&self, buf: &mut Vec<u8>) -> Digest {
         #[inline]
         fn uleb(buf: &mut Vec<u8>, mut n: u64) {

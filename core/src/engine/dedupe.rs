@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 
-/// Entries in one block of a [`BlockQueue`] (48 KiB of dedupe entries).
+/// Entries in one block of a [`BlockQueue`] (40 KiB of dedupe entries).
 const BLOCK: usize = 1_024;
 
 /// A FIFO queue stored in blocks of [`BLOCK`] entries: pushing never moves what is queued, and
@@ -168,11 +168,7 @@ impl SeenEvents {
             },
             |s| table_hash(s.tag),
         );
-        self.ring.push_back(Seen {
-            at,
-            tag: probe.tag,
-            event,
-        });
+        self.insert_unindexed(probe, at, event);
     }
 
     /// Counts an event applied again although it was in the window (an engine defect under test):

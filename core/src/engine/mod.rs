@@ -701,28 +701,23 @@ impl Engine {
             .is_some_and(|s| s.attempt == attempt && matches!(s.phase, Phase::InFlight { .. }))
     }
 
-    /// Counts a dead-letter replay and records it in the audit chain.
-    fn audit_replayed(
-        &mut self,
-        dl: &DeadLetter,
-        target: System,
-        request: std::borrow::Cow<'static, str>,
-        key: IdempotencyKey,
-    ) {
-        self.stats.dead_letters_replayed += 1;
+    /// Records what happened to dead letter `dl` (dead-lettered or replayed) in the audit chain:
+    /// its call, or for an unprocessable event `event` with an empty key, and why it failed.
+    fn audit_dead_letter(&mut self, dl: &DeadLetter, action: AuditAction) {
+        let request = dl.request.as_ref().map_or("event", Request::name);
+        let key = dl.key.clone().unwrap_or_else(|| IdempotencyKey("".into()));
+        let target = dl.target.unwrap_or(System::Erp);
         let rec = AuditRecord {
-            seq: 0,
-            at: self.now,
-            action: AuditAction::Replayed,
-            target,
-            request,
-            key,
-            receipt: None,
             reason: Some(dl.reason.describe()),
-            origin: dl.origin.clone(),
-            causation: dl.causation.clone(),
-            prev_hash: GENESIS,
-            hash: GENESIS,
+            ..AuditRecord::unlinked(
+                self.now,
+                action,
+                target,
+                request.into(),
+                key,
+                dl.origin.clone(),
+                dl.causation.clone(),
+            )
         };
         self.audit_out.push_back(self.chain.link(rec));
     }
@@ -949,18 +944,16 @@ impl Engine {
     fn complete(&mut self, st: CallState, receipt: String, action: AuditAction) {
         self.stats.calls_done += 1;
         let rec = AuditRecord {
-            seq: 0,
-            at: self.now,
-            action,
-            target: st.target,
-            request: st.request.name().into(),
-            key: st.key,
             receipt: Some(receipt),
-            reason: None,
-            origin: st.origin,
-            causation: st.causation,
-            prev_hash: GENESIS,
-            hash: GENESIS,
+            ..AuditRecord::unlinked(
+                self.now,
+                action,
+                st.target,
+                st.request.name().into(),
+                st.key,
+                st.origin,
+                st.causation,
+            )
         };
         let mut linked = self.chain.link(rec);
         if self.config.has_defect(EngineDefect::AuditUnchained) {
@@ -1008,21 +1001,7 @@ impl Engine {
 
     fn record_dead_letter(&mut self, dl: DeadLetter) {
         self.stats.dead_letters += 1;
-        let rec = AuditRecord {
-            seq: 0,
-            at: self.now,
-            action: AuditAction::DeadLettered,
-            target: dl.target.unwrap_or(System::Erp),
-            request: dl.request.as_ref().map_or("event", |r| r.name()).into(),
-            key: dl.key.clone().unwrap_or_else(|| IdempotencyKey("".into())),
-            receipt: None,
-            reason: Some(dl.reason.describe()),
-            origin: dl.origin.clone(),
-            causation: dl.causation.clone(),
-            prev_hash: GENESIS,
-            hash: GENESIS,
-        };
-        self.audit_out.push_back(self.chain.link(rec));
+        self.audit_dead_letter(&dl, AuditAction::DeadLettered);
         self.dead_letters.insert(dl.id, dl);
     }
 
@@ -1042,7 +1021,8 @@ impl Engine {
             };
             // An unprocessable event: its workflow step runs again (and dead-letters it again if
             // its cause is not fixed yet).
-            self.audit_replayed(&dl, System::Erp, "event".into(), IdempotencyKey("".into()));
+            self.stats.dead_letters_replayed += 1;
+            self.audit_dead_letter(&dl, AuditAction::Replayed);
             let mut fx = std::mem::take(&mut self.fx);
             self.workflows.retry(
                 retry,
@@ -1058,7 +1038,8 @@ impl Engine {
             self.fx = fx;
             return true;
         };
-        self.audit_replayed(&dl, target, request.name().into(), key.clone());
+        self.stats.dead_letters_replayed += 1;
+        self.audit_dead_letter(&dl, AuditAction::Replayed);
         // The posting may have happened before the failure: a target that ignores keys is asked
         // first.
         let needs_lookup = !self.config.target(target).honours_idempotency_key;
