@@ -634,6 +634,29 @@ fn w3_a_station_stopped_for_two_ncs_resumes_only_when_both_are_released() {
 }
 
 #[test]
+fn w3_only_unreleased_ncs_at_the_same_station_keep_it_stopped() {
+    // NC-1 at S1 is released and resumed; NC-3 at S2 stays open; NC-2 at S1 comes later. Its
+    // release resumes S1: neither a released NC at S1 nor an open one elsewhere holds it back.
+    let (mut w, _) = plant();
+    w.send(nc("nc-1", "NC-1", S1, 12, 15));
+    w.send(nc("nc-3", "NC-3", S2, 60, 62));
+    w.settle();
+    w.send(completed("wo-1", "WO-NC-1", S1, None, vec![], vec![]));
+    w.send(disposition("d-1", "NC-1", DispositionDecision::Release));
+    w.settle();
+    assert!(w.mes().find("w3/NC-1/resume").is_some());
+
+    w.send(nc("nc-2", "NC-2", S1, 40, 45));
+    w.settle();
+    w.send(completed("wo-2", "WO-NC-2", S1, None, vec![], vec![]));
+    w.send(disposition("d-2", "NC-2", DispositionDecision::Release));
+    w.settle();
+    assert!(w.mes().find("w3/NC-2/resume").is_some());
+    assert!(w.mes().find("w3/NC-3/resume").is_none());
+    check_ledgers(&w);
+}
+
+#[test]
 fn w3_disposition_before_the_nc_waits_for_it() {
     let (mut w, mark) = plant();
     w.send(disposition("d-1", "NC-1", DispositionDecision::Release));

@@ -173,6 +173,10 @@ struct MasterDataSync {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(super) struct Workflows {
     containments: FxHashMap<NcId, Containment>,
+    /// Per station, the contained NCs whose release has not started: the ones a release there
+    /// must look at before resuming the station, so that it does not walk every containment ever
+    /// made (they are kept, and a long-running engine holds thousands).
+    unreleased: FxHashMap<StationId, Vec<NcId>>,
     /// The holds in force (posted or about to be, not yet released), by NC: what W6 confirmations
     /// are checked against, without walking every containment ever made.
     active_holds: BTreeMap<NcId, Vec<SerialRange>>,
@@ -356,6 +360,10 @@ impl Workflows {
             .insert(id.clone(), holds.iter().map(|h| h.serials).collect());
         c.holds = holds.clone();
         c.station = Some(nc.station.clone());
+        self.unreleased
+            .entry(nc.station.clone())
+            .or_default()
+            .push(id.clone());
         let causes = vec![origin.clone()];
         let own = |step| Owner::Containment {
             nc: id.clone(),
@@ -469,11 +477,14 @@ impl Workflows {
         // still open.
         let station_still_contained = self.containments.get(id).is_some_and(|c| {
             c.station.as_ref().is_some_and(|st| {
-                self.containments.iter().any(|(other, k)| {
-                    other != id
-                        && k.station.as_ref() == Some(st)
-                        && !k.holds.is_empty()
-                        && k.steps[Step::Release.index()] == StepState::Idle
+                self.unreleased.get(st).is_some_and(|ncs| {
+                    ncs.iter().any(|other| {
+                        other != id
+                            && self.containments.get(other).is_some_and(|k| {
+                                !k.holds.is_empty()
+                                    && k.steps[Step::Release.index()] == StepState::Idle
+                            })
+                    })
                 })
             })
         });
@@ -515,6 +526,12 @@ impl Workflows {
         let causes = vec![nc_origin.clone(), completion.clone(), d_origin.clone()];
         c.start(Step::Release, n);
         c.start(Step::ResumeOrder, n);
+        if let Some(ncs) = self.unreleased.get_mut(&station) {
+            ncs.retain(|other| other != id);
+            if ncs.is_empty() {
+                self.unreleased.remove(&station);
+            }
+        }
         if station_still_contained {
             c.steps[Step::ResumeStation.index()] = StepState::Done;
         } else {
