@@ -370,7 +370,12 @@ pub fn drive_durable<J: Journal>(
 
 /// An engine that has taken the plant's master data and first orders.
 pub fn primed() -> Engine {
-    let mut e = Engine::new(Config::default(), 7);
+    primed_with(Config::default())
+}
+
+/// [`primed`] with `config`.
+pub fn primed_with(config: Config) -> Engine {
+    let mut e = Engine::new(config, 7);
     drive(&mut e, priming(), 0);
     e
 }

@@ -8,6 +8,11 @@
 //! string; growing the index rehashes tags, not strings. The match itself is exact: source and id
 //! are compared, so no digest collision can make a new event pass for a duplicate.
 //!
+//! An expired entry's slot is not looked up and removed (in a window of millions, that costs a
+//! cache miss or two per event): it stays in the index, stale, until the index is full, and is
+//! then swept out with the others in one pass over the table. A stale slot points before the
+//! ring's front, so a probe never takes it for a live entry.
+//!
 //! The ring is a queue of fixed-size blocks ([`BlockQueue`]): it grows a block at a time, never
 //! copying what it holds (a `VecDeque` of millions of entries would copy them all, and touch twice
 //! the memory, at every doubling), and a block emptied by expiry is reused for the next one.
@@ -18,6 +23,10 @@ use hashbrown::HashTable;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
+
+/// The most entries a window holds, whatever its configuration: a quarter of the sequence
+/// numbers a slot can tell apart, so that stale slots never alias live ones.
+const ENTRIES_MAX: usize = (u32::MAX / 4) as usize;
 
 /// Entries in one block of a [`BlockQueue`] (40 KiB of dedupe entries).
 const BLOCK: usize = 1_024;
@@ -99,13 +108,17 @@ pub(super) struct SeenEvents {
     /// Oldest first. The entry at position `i` has sequence number `front_seq + i`.
     ring: BlockQueue<Seen>,
     front_seq: u64,
+    /// One slot per indexed entry of the ring, and the `stale` slots of expired ones.
     index: HashTable<Slot>,
+    stale: usize,
 }
 
 #[derive(Clone)]
 struct Seen {
     at: Instant,
-    tag: u32,
+    /// Whether the index has a slot for this entry (only the re-applied-duplicate defect makes
+    /// entries without one).
+    indexed: bool,
     event: EventRef,
 }
 
@@ -159,6 +172,11 @@ impl SeenEvents {
     /// Records `event`, which `probe` did not find, as accepted at `at`.
     pub fn insert(&mut self, probe: Probe, at: Instant, event: EventRef) {
         debug_assert!(!probe.seen);
+        if self.stale > 0 && self.index.len() == self.index.capacity() {
+            // Full: the stale slots go before the index rehashes (or grows, if the live ones
+            // alone fill more than half of it).
+            self.sweep();
+        }
         let seq = (self.front_seq + self.ring.len() as u64) as u32;
         self.index.insert_unique(
             table_hash(probe.tag),
@@ -168,36 +186,45 @@ impl SeenEvents {
             },
             |s| table_hash(s.tag),
         );
-        self.insert_unindexed(probe, at, event);
+        self.push(at, true, event);
     }
 
     /// Counts an event applied again although it was in the window (an engine defect under test):
     /// it takes a place in the ring, but lookups keep finding the first entry, and only until that
     /// one expires.
-    pub fn insert_unindexed(&mut self, probe: Probe, at: Instant, event: EventRef) {
-        self.ring.push_back(Seen {
-            at,
-            tag: probe.tag,
-            event,
-        });
+    pub fn insert_unindexed(&mut self, at: Instant, event: EventRef) {
+        self.push(at, false, event);
+    }
+
+    fn push(&mut self, at: Instant, indexed: bool, event: EventRef) {
+        self.ring.push_back(Seen { at, indexed, event });
+    }
+
+    /// Removes the slots of expired entries from the index. A live slot's sequence number is
+    /// within the ring; a stale one's is before its front, so (modulo 2³²) it lands beyond the
+    /// ring's end while the index holds fewer than 2³² slots.
+    fn sweep(&mut self) {
+        let front = self.front_seq as u32;
+        let len = self.ring.len();
+        self.index
+            .retain(|s| (s.seq.wrapping_sub(front) as usize) < len);
+        self.stale = 0;
     }
 
     /// Drops the entries older than `window` at `now`, and the oldest ones beyond `entries_max`
     /// less one (making room for the next).
     pub fn expire(&mut self, now: Instant, window: Duration, entries_max: usize) {
-        let entries_max = entries_max.min(u32::MAX as usize);
+        // Live and stale slots together stay well below 2³² (see `sweep`).
+        let entries_max = entries_max.min(ENTRIES_MAX);
         while let Some(front) = self.ring.front() {
             let expired = now.saturating_since(front.at) > window;
             if !(expired || self.ring.len() >= entries_max) {
                 break;
             }
-            let seq = self.front_seq as u32;
-            let tag = front.tag;
+            let indexed = front.indexed;
             self.ring.pop_front();
             self.front_seq += 1;
-            if let Ok(slot) = self.index.find_entry(table_hash(tag), |s| s.seq == seq) {
-                slot.remove();
-            }
+            self.stale += usize::from(indexed);
         }
     }
 }
@@ -206,15 +233,10 @@ impl SeenEvents {
 /// the index is rebuilt from it on load.
 impl Serialize for SeenEvents {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let front = self.front_seq as u32;
-        let mut indexed = vec![false; self.ring.len()];
-        for slot in &self.index {
-            indexed[slot.seq.wrapping_sub(front) as usize] = true;
-        }
         use serde::ser::SerializeSeq;
         let mut seq = s.serialize_seq(Some(self.ring.len()))?;
-        for (e, indexed) in self.ring.iter().zip(indexed) {
-            seq.serialize_element(&(e.at, &e.event, indexed))?;
+        for e in self.ring.iter() {
+            seq.serialize_element(&(e.at, &e.event, e.indexed))?;
         }
         seq.end()
     }
@@ -232,7 +254,7 @@ impl<'de> Deserialize<'de> for SeenEvents {
             if indexed {
                 seen.insert(probe, at, event);
             } else {
-                seen.insert_unindexed(probe, at, event);
+                seen.insert_unindexed(at, event);
             }
         }
         Ok(seen)
@@ -274,7 +296,7 @@ mod tests {
         assert!(!s.probe(&ev("b")).seen);
         assert!(s.probe(&ev("c")).seen);
         assert_eq!(s.ring.len(), 1);
-        assert_eq!(s.index.len(), 1);
+        assert_eq!(s.index.len() - s.stale, 1);
     }
 
     #[test]
@@ -285,7 +307,7 @@ mod tests {
         s.insert(p, Instant::from_secs(1), ev("a"));
         let p = s.probe(&ev("a"));
         assert!(p.seen);
-        s.insert_unindexed(p, Instant::from_secs(2), ev("a"));
+        s.insert_unindexed(Instant::from_secs(2), ev("a"));
         assert_eq!(s.ring.len(), 2);
         // The first entry expires: the event is no longer in the window, though the re-applied
         // copy still takes room.
@@ -293,7 +315,43 @@ mod tests {
         assert!(!s.probe(&ev("a")).seen);
         assert_eq!(s.ring.len(), 1);
         s.expire(Instant::from_secs(10), week, 1);
-        assert_eq!((s.ring.len(), s.index.len()), (0, 0));
+        assert_eq!((s.ring.len(), s.index.len() - s.stale), (0, 0));
+    }
+
+    #[test]
+    fn stale_slots_are_swept_out_and_never_answer_for_live_entries() {
+        // A window of 1,000 entries over 50,000 events: expired slots pile up until the index is
+        // full, then go in one sweep. Every probe agrees with a model of the window, and the index
+        // stays near the window's size instead of growing with every event ever seen.
+        let mut s = SeenEvents::default();
+        let mut model = VecDeque::new();
+        let week = Duration::from_hours(24 * 7);
+        let mut biggest = 0;
+        for i in 0..50_000u64 {
+            s.expire(Instant::from_secs(i), week, 1_000);
+            while model.len() >= 1_000 {
+                model.pop_front();
+            }
+            // Every third event is one seen 500 to 1,500 events ago: in the window or just out.
+            let id = if i % 3 == 0 && i >= 1_500 {
+                i - 500 - (i * 7919) % 1_000
+            } else {
+                i
+            };
+            let e = ev(&format!("e-{id}"));
+            let p = s.probe(&e);
+            assert_eq!(p.seen, model.contains(&id), "event {i} (e-{id})");
+            if !p.seen {
+                s.insert(p, Instant::from_secs(i), e);
+                model.push_back(id);
+            }
+            biggest = biggest.max(s.index.len());
+        }
+        assert_eq!(s.ring.len(), model.len());
+        assert!(biggest < 4 * 1_000, "the index grew to {biggest} slots");
+        // A saved window keeps only live slots.
+        let back: SeenEvents = postcard::from_bytes(&postcard::to_stdvec(&s).unwrap()).unwrap();
+        assert_eq!((back.index.len(), back.stale), (model.len(), 0));
     }
 
     #[test]
@@ -340,7 +398,7 @@ mod tests {
             let e = ev(&format!("e-{i}"));
             let p = s.probe(&e);
             if i % 7 == 0 {
-                s.insert_unindexed(p, Instant::from_secs(i), e);
+                s.insert_unindexed(Instant::from_secs(i), e);
             } else {
                 s.insert(p, Instant::from_secs(i), e);
             }

@@ -422,7 +422,7 @@ impl Engine {
                 return Ack::Duplicate;
             }
             // The defect: a redelivered event is applied again.
-            self.seen.insert_unindexed(probe, self.now, origin.clone());
+            self.seen.insert_unindexed(self.now, origin.clone());
         } else if !self.admits(e.class) {
             self.stats.pushbacks += 1;
             return Ack::RetryAfter(self.config.retry_after(e.class));
