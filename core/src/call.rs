@@ -196,6 +196,11 @@ impl EventRef {
     pub fn id(&self) -> &str {
         &self.text[self.split..]
     }
+
+    /// The text (source then id) and where the id starts in it.
+    pub(crate) fn joined(&self) -> (&str, usize) {
+        (&self.text, self.split)
+    }
 }
 
 impl PartialEq for EventRef {
@@ -238,9 +243,9 @@ impl fmt::Debug for EventRef {
 #[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename = "EventRef")]
 #[schemars(rename = "EventRef")]
-struct EventRefWire<S> {
-    source: S,
-    id: S,
+pub(crate) struct EventRefWire<S> {
+    pub source: S,
+    pub id: S,
 }
 
 impl Serialize for EventRef {

@@ -16,8 +16,11 @@
 //! The ring is a queue of fixed-size blocks ([`BlockQueue`]): it grows a block at a time, never
 //! copying what it holds (a `VecDeque` of millions of entries would copy them all, and touch twice
 //! the memory, at every doubling), and a block emptied by expiry is reused for the next one.
+//! An entry is 24 bytes: its time and where its text is. The texts themselves (source then id) are
+//! the window's own copies, appended in the same order to blocks of bytes ([`TextArena`]), so an
+//! expiry frees nothing and touches no reference count, and a block of texts goes as a whole.
 
-use crate::call::EventRef;
+use crate::call::{EventRef, EventRefWire};
 use crate::time::{Duration, Instant};
 use hashbrown::HashTable;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -28,7 +31,7 @@ use std::hash::{Hash, Hasher};
 /// numbers a slot can tell apart, so that stale slots never alias live ones.
 const ENTRIES_MAX: usize = (u32::MAX / 4) as usize;
 
-/// Entries in one block of a [`BlockQueue`] (40 KiB of dedupe entries).
+/// Entries in one block of a [`BlockQueue`] (24 KiB of dedupe entries).
 const BLOCK: usize = 1_024;
 
 /// A FIFO queue stored in blocks of [`BLOCK`] entries: pushing never moves what is queued, and
@@ -102,24 +105,105 @@ impl<T> BlockQueue<T> {
     }
 }
 
+/// Bytes in one block of a [`TextArena`] (about two thousand references).
+const TEXT_BLOCK: usize = 64 * 1024;
+
+/// The texts (source then id) of the window's entries, appended in acceptance order into blocks
+/// of [`TEXT_BLOCK`] bytes; a block goes (or is kept for reuse) once every entry in it has
+/// expired. The window keeps its own copy rather than a share of the engine's `EventRef`: an
+/// expiry then frees nothing and touches no reference count, and the texts of a window lie
+/// together instead of among the engine's other allocations.
+#[derive(Clone, Default)]
+struct TextArena {
+    blocks: VecDeque<Vec<u8>>,
+    /// The number of `blocks[0]` (blocks are numbered in order, modulo 2³²).
+    front_block: u32,
+    /// An emptied block, kept for the next one.
+    spare: Option<Vec<u8>>,
+}
+
+impl TextArena {
+    /// Appends `text`; returns its block number and offset in that block.
+    fn push(&mut self, text: &[u8]) -> (u32, u32) {
+        let fits = self
+            .blocks
+            .back()
+            .is_some_and(|b| b.capacity() - b.len() >= text.len());
+        if !fits {
+            let block = match self.spare.take() {
+                Some(mut b) if b.capacity() >= text.len() => {
+                    b.clear();
+                    b
+                }
+                _ => Vec::with_capacity(TEXT_BLOCK.max(text.len())),
+            };
+            self.blocks.push_back(block);
+        }
+        let number = self
+            .front_block
+            .wrapping_add((self.blocks.len() - 1) as u32);
+        let block = self.blocks.back_mut().expect("just ensured");
+        let offset = block.len() as u32;
+        block.extend_from_slice(text);
+        (number, offset)
+    }
+
+    fn get(&self, block: u32, offset: u32, len: usize) -> Option<&[u8]> {
+        let b = self
+            .blocks
+            .get(block.wrapping_sub(self.front_block) as usize)?;
+        b.get(offset as usize..offset as usize + len)
+    }
+
+    /// Drops the blocks before block number `keep` (all but the last one, at most).
+    fn release_before(&mut self, keep: u32) {
+        while self.blocks.len() > 1 && self.front_block != keep {
+            self.spare = self.blocks.pop_front();
+            self.front_block = self.front_block.wrapping_add(1);
+        }
+    }
+
+    /// The number of the block being filled.
+    fn last_block(&self) -> u32 {
+        self.front_block
+            .wrapping_add(self.blocks.len().saturating_sub(1) as u32)
+    }
+}
+
 /// Accepted events within the dedupe window.
 #[derive(Clone, Default)]
 pub(super) struct SeenEvents {
     /// Oldest first. The entry at position `i` has sequence number `front_seq + i`.
     ring: BlockQueue<Seen>,
+    texts: TextArena,
     front_seq: u64,
     /// One slot per indexed entry of the ring, and the `stale` slots of expired ones.
     index: HashTable<Slot>,
     stale: usize,
 }
 
+/// One entry of the ring (24 bytes): when the event was accepted and where its text is.
 #[derive(Clone)]
 struct Seen {
     at: Instant,
-    /// Whether the index has a slot for this entry (only the re-applied-duplicate defect makes
-    /// entries without one).
-    indexed: bool,
-    event: EventRef,
+    block: u32,
+    offset: u32,
+    /// Where the id starts in the text.
+    split: u32,
+    /// The text's length, and in the top bit whether the index has a slot for this entry (only
+    /// the re-applied-duplicate defect makes entries without one).
+    len_indexed: u32,
+}
+
+const INDEXED: u32 = 1 << 31;
+
+impl Seen {
+    fn len(&self) -> usize {
+        (self.len_indexed & !INDEXED) as usize
+    }
+    fn indexed(&self) -> bool {
+        self.len_indexed & INDEXED != 0
+    }
 }
 
 /// An index entry: the event's hash tag and its sequence number (modulo 2³², which is unique
@@ -163,14 +247,24 @@ impl SeenEvents {
                     && self
                         .ring
                         .get(s.seq.wrapping_sub(front) as usize)
-                        .is_some_and(|e| e.event == *event)
+                        .is_some_and(|e| self.is(e, event))
             })
             .is_some();
         Probe { seen, tag }
     }
 
+    /// Whether entry `e` is `event`.
+    fn is(&self, e: &Seen, event: &EventRef) -> bool {
+        let (text, split) = event.joined();
+        e.split as usize == split
+            && self
+                .texts
+                .get(e.block, e.offset, e.len())
+                .is_some_and(|t| t == text.as_bytes())
+    }
+
     /// Records `event`, which `probe` did not find, as accepted at `at`.
-    pub fn insert(&mut self, probe: Probe, at: Instant, event: EventRef) {
+    pub fn insert(&mut self, probe: Probe, at: Instant, event: &EventRef) {
         debug_assert!(!probe.seen);
         if self.stale > 0 && self.index.len() == self.index.capacity() {
             // Full: the stale slots go before the index rehashes (or grows, if the live ones
@@ -192,12 +286,34 @@ impl SeenEvents {
     /// Counts an event applied again although it was in the window (an engine defect under test):
     /// it takes a place in the ring, but lookups keep finding the first entry, and only until that
     /// one expires.
-    pub fn insert_unindexed(&mut self, at: Instant, event: EventRef) {
+    pub fn insert_unindexed(&mut self, at: Instant, event: &EventRef) {
         self.push(at, false, event);
     }
 
-    fn push(&mut self, at: Instant, indexed: bool, event: EventRef) {
-        self.ring.push_back(Seen { at, indexed, event });
+    fn push(&mut self, at: Instant, indexed: bool, event: &EventRef) {
+        let (text, split) = event.joined();
+        // Ingress bounds events far below 2 GiB. A longer reference would be stored cut, and
+        // then never match: its duplicates would go through, but nothing else is mistaken.
+        let len = text.len().min((INDEXED - 1) as usize);
+        let (block, offset) = self.texts.push(&text.as_bytes()[..len]);
+        self.ring.push_back(Seen {
+            at,
+            block,
+            offset,
+            split: split.min(len) as u32,
+            len_indexed: len as u32 | if indexed { INDEXED } else { 0 },
+        });
+    }
+
+    /// The event of entry `e`.
+    fn event(&self, e: &Seen) -> (&str, &str) {
+        let text = self
+            .texts
+            .get(e.block, e.offset, e.len())
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .unwrap_or_default();
+        text.split_at_checked(e.split as usize)
+            .unwrap_or((text, ""))
     }
 
     /// Removes the slots of expired entries from the index. A live slot's sequence number is
@@ -221,11 +337,16 @@ impl SeenEvents {
             if !(expired || self.ring.len() >= entries_max) {
                 break;
             }
-            let indexed = front.indexed;
+            let indexed = front.indexed();
             self.ring.pop_front();
             self.front_seq += 1;
             self.stale += usize::from(indexed);
         }
+        let keep = self
+            .ring
+            .front()
+            .map_or(self.texts.last_block(), |e| e.block);
+        self.texts.release_before(keep);
     }
 }
 
@@ -236,7 +357,8 @@ impl Serialize for SeenEvents {
         use serde::ser::SerializeSeq;
         let mut seq = s.serialize_seq(Some(self.ring.len()))?;
         for e in self.ring.iter() {
-            seq.serialize_element(&(e.at, &e.event, e.indexed))?;
+            let (source, id) = self.event(e);
+            seq.serialize_element(&(e.at, EventRefWire { source, id }, e.indexed()))?;
         }
         seq.end()
     }
@@ -252,9 +374,9 @@ impl<'de> Deserialize<'de> for SeenEvents {
                 tag: tag_of(&event),
             };
             if indexed {
-                seen.insert(probe, at, event);
+                seen.insert(probe, at, &event);
             } else {
-                seen.insert_unindexed(at, event);
+                seen.insert_unindexed(at, &event);
             }
         }
         Ok(seen)
@@ -276,7 +398,7 @@ mod tests {
         for (i, id) in ["a", "b", "c"].into_iter().enumerate() {
             let p = s.probe(&ev(id));
             assert!(!p.seen);
-            s.insert(p, Instant::from_secs(i as u64), ev(id));
+            s.insert(p, Instant::from_secs(i as u64), &ev(id));
         }
         assert!(s.probe(&ev("a")).seen && s.probe(&ev("c")).seen);
         assert!(
@@ -304,10 +426,10 @@ mod tests {
         let mut s = SeenEvents::default();
         let week = Duration::from_hours(24 * 7);
         let p = s.probe(&ev("a"));
-        s.insert(p, Instant::from_secs(1), ev("a"));
+        s.insert(p, Instant::from_secs(1), &ev("a"));
         let p = s.probe(&ev("a"));
         assert!(p.seen);
-        s.insert_unindexed(Instant::from_secs(2), ev("a"));
+        s.insert_unindexed(Instant::from_secs(2), &ev("a"));
         assert_eq!(s.ring.len(), 2);
         // The first entry expires: the event is no longer in the window, though the re-applied
         // copy still takes room.
@@ -342,16 +464,53 @@ mod tests {
             let p = s.probe(&e);
             assert_eq!(p.seen, model.contains(&id), "event {i} (e-{id})");
             if !p.seen {
-                s.insert(p, Instant::from_secs(i), e);
+                s.insert(p, Instant::from_secs(i), &e);
                 model.push_back(id);
             }
             biggest = biggest.max(s.index.len());
+            // The window's texts (about 20 KB) fit in a block: expiry frees the ones before.
+            assert!(
+                s.texts.blocks.len() <= 2,
+                "{} text blocks",
+                s.texts.blocks.len()
+            );
         }
         assert_eq!(s.ring.len(), model.len());
         assert!(biggest < 4 * 1_000, "the index grew to {biggest} slots");
         // A saved window keeps only live slots.
         let back: SeenEvents = postcard::from_bytes(&postcard::to_stdvec(&s).unwrap()).unwrap();
         assert_eq!((back.index.len(), back.stale), (model.len(), 0));
+    }
+
+    #[test]
+    fn texts_longer_than_a_block_and_across_blocks_are_matched_whole() {
+        // Ids of growing length, some longer than a text block: each is found, a copy that
+        // differs only in its last byte or in where source and id meet is not.
+        let mut s = SeenEvents::default();
+        let ids: Vec<String> = (0..40)
+            .map(|i| format!("{i}-{}", "x".repeat(i * 5_000)))
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
+            let p = s.probe(&ev(id));
+            assert!(!p.seen);
+            s.insert(p, Instant::from_secs(i as u64), &ev(id));
+        }
+        assert!(s.texts.blocks.len() > 2);
+        for id in &ids {
+            assert!(s.probe(&ev(id)).seen, "{}", id.len());
+            let mut other = id.clone();
+            other.pop();
+            other.push('y');
+            assert!(!s.probe(&ev(&other)).seen);
+        }
+        assert!(!s.probe(&EventRef::new("/plants/P1/mes0", "-")).seen);
+        assert!(!s.probe(&EventRef::new("/plants/P1/me", "s0-")).seen);
+        // Room for one more means none stays: every block but the one being filled goes.
+        s.expire(Instant::from_secs(100), Duration::from_hours(1), 1);
+        assert_eq!(s.ring.len(), 0);
+        assert_eq!(s.texts.blocks.len(), 1);
+        let back: SeenEvents = postcard::from_bytes(&postcard::to_stdvec(&s).unwrap()).unwrap();
+        assert_eq!(back.ring.len(), 0);
     }
 
     #[test]
@@ -398,9 +557,9 @@ mod tests {
             let e = ev(&format!("e-{i}"));
             let p = s.probe(&e);
             if i % 7 == 0 {
-                s.insert_unindexed(Instant::from_secs(i), e);
+                s.insert_unindexed(Instant::from_secs(i), &e);
             } else {
-                s.insert(p, Instant::from_secs(i), e);
+                s.insert(p, Instant::from_secs(i), &e);
             }
         }
         s.expire(Instant::from_secs(1_000), Duration::from_secs(600), 10_000);

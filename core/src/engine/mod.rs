@@ -422,12 +422,12 @@ impl Engine {
                 return Ack::Duplicate;
             }
             // The defect: a redelivered event is applied again.
-            self.seen.insert_unindexed(self.now, origin.clone());
+            self.seen.insert_unindexed(self.now, &origin);
         } else if !self.admits(e.class) {
             self.stats.pushbacks += 1;
             return Ack::RetryAfter(self.config.retry_after(e.class));
         } else {
-            self.seen.insert(probe, self.now, origin.clone());
+            self.seen.insert(probe, self.now, &origin);
         }
         self.stats.events_accepted += 1;
         let mut fx = std::mem::take(&mut self.fx);
