@@ -28,4 +28,6 @@ pub enum EngineDefect {
     BulkFirst,
     /// Recovery ignores the journal: a restarted core forgets everything it acknowledged.
     NoJournalReplay,
+    /// W3 resumes the station at every release, even while another NC keeps it stopped.
+    ResumeWhileContained,
 }

@@ -257,6 +257,62 @@ fn hold_before_release(w: &World) -> Verdict {
             _ => {}
         }
     }
+    // A station goes back to production like inventory does: not while an NC that the core
+    // contained there (its first hold posted) awaits its disposition or the completion of its
+    // work orders, even when another NC's release would resume it.
+    let stops = stop_intervals(w);
+    let mut held_at: FxHashMap<&NcId, Instant> = FxHashMap::default();
+    for e in integration(w.erp.ledger()) {
+        if let Posting::HoldPosted(h) = &e.posting {
+            held_at.entry(&h.nc).or_insert(e.at);
+        }
+    }
+    for e in w.qms.ledger().entries() {
+        let Posting::NcCreated(nc) = &e.posting else {
+            continue;
+        };
+        let Some(&held) = held_at.get(&nc.id) else {
+            continue;
+        };
+        v.check();
+        let disp_at = facts.disposition_at.get(&nc.id).copied();
+        let repaired_at = facts
+            .work_orders
+            .get(&nc.id)
+            .map_or(Some(Instant::ZERO), |wos| {
+                wos.iter().try_fold(Instant::ZERO, |last, (_, _, done)| {
+                    done.map(|d| last.max(d))
+                })
+            });
+        let ready_at = disp_at
+            .zip(repaired_at)
+            .map_or(Instant::MAX, |(d, r)| d.max(r));
+        let resumed = stops.get(&nc.station).and_then(|iv| {
+            iv.iter()
+                .map(|&(_, to)| to)
+                .find(|&to| to > held && to < ready_at)
+        });
+        if let Some(resume_at) = resumed {
+            let open: Vec<String> = facts
+                .work_orders
+                .get(&nc.id)
+                .map(|wos| {
+                    wos.iter()
+                        .filter(|(_, _, done)| done.is_none_or(|d| d > resume_at))
+                        .map(|(id, _, _)| id.to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.violate(json!({
+                "station": nc.station.as_str(),
+                "nc": nc.id.as_str(),
+                "resume_at_s": secs(resume_at),
+                "hold_at_s": secs(held),
+                "disposition_at_s": disp_at.map(secs),
+                "open_work_orders": open,
+            }));
+        }
+    }
     v
 }
 

@@ -281,3 +281,36 @@ downtime = "1m"
     let v = violation(&broken, "no-lost-events");
     assert_eq!(v["holds_not_released"][0], "H-NC-000001", "{v}");
 }
+
+#[test]
+fn catches_a_station_resumed_while_another_nc_keeps_it_stopped() {
+    // The regression found by explore (seed 4503): a second NC forms at a station the first one
+    // stopped. An engine that resumes the station at the first release restarts it while the
+    // second NC still awaits its disposition and repair: a release before its time.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/regressions/second-nc-at-a-stopped-station.toml"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let s = Scenario::from_str(&text, path).unwrap_or_else(|e| panic!("{e}"));
+    let clean = run_with(&s, None);
+    assert!(
+        failed_ids(&clean).is_empty(),
+        "{:?} (seed={})",
+        failed_ids(&clean),
+        clean.seed
+    );
+    let broken = run_with(&s, Some(Defect::Engine(EngineDefect::ResumeWhileContained)));
+    assert_eq!(
+        failed_ids(&broken),
+        ["hold-before-release"],
+        "seed={}",
+        broken.seed
+    );
+    let v = violation(&broken, "hold-before-release");
+    assert_eq!(v["station"], "P1-L2-S2", "{v}");
+    assert!(
+        v["resume_at_s"].as_f64().unwrap() > v["hold_at_s"].as_f64().unwrap(),
+        "{v}"
+    );
+}

@@ -475,19 +475,20 @@ impl Workflows {
         // A station stop is shared by every containment at that station: only the last one to be
         // released resumes it, or an earlier release would restart a station whose other NC is
         // still open.
-        let station_still_contained = self.containments.get(id).is_some_and(|c| {
-            c.station.as_ref().is_some_and(|st| {
-                self.unreleased.get(st).is_some_and(|ncs| {
-                    ncs.iter().any(|other| {
-                        other != id
-                            && self.containments.get(other).is_some_and(|k| {
-                                !k.holds.is_empty()
-                                    && k.steps[Step::Release.index()] == StepState::Idle
-                            })
+        let station_still_contained = !cfg.has_defect(EngineDefect::ResumeWhileContained)
+            && self.containments.get(id).is_some_and(|c| {
+                c.station.as_ref().is_some_and(|st| {
+                    self.unreleased.get(st).is_some_and(|ncs| {
+                        ncs.iter().any(|other| {
+                            other != id
+                                && self.containments.get(other).is_some_and(|k| {
+                                    !k.holds.is_empty()
+                                        && k.steps[Step::Release.index()] == StepState::Idle
+                                })
+                        })
                     })
                 })
-            })
-        });
+            });
         let Some(c) = self.containments.get_mut(id) else {
             return;
         };
