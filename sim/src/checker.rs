@@ -259,7 +259,9 @@ fn hold_before_release(w: &World) -> Verdict {
     }
     // A station goes back to production like inventory does: not while an NC that the core
     // contained there (its first hold posted) awaits its disposition or the completion of its
-    // work orders, even when another NC's release would resume it.
+    // work orders, even when another NC's release would resume it. A resume that the core sent
+    // before it knew of this NC can still land after its hold; the station must then be stopped
+    // again by the time the NC is ready (or, for one not ready yet, be stopped now).
     let stops = stop_intervals(w);
     let mut held_at: FxHashMap<&NcId, Instant> = FxHashMap::default();
     for e in integration(w.erp.ledger()) {
@@ -287,12 +289,18 @@ fn hold_before_release(w: &World) -> Verdict {
         let ready_at = disp_at
             .zip(repaired_at)
             .map_or(Instant::MAX, |(d, r)| d.max(r));
-        let resumed = stops.get(&nc.station).and_then(|iv| {
-            iv.iter()
-                .map(|&(_, to)| to)
-                .find(|&to| to > held && to < ready_at)
-        });
-        if let Some(resume_at) = resumed {
+        let intervals = stops.get(&nc.station).map_or(&[][..], Vec::as_slice);
+        let resumed = intervals
+            .iter()
+            .map(|&(_, to)| to)
+            .filter(|&to| to > held && to < ready_at)
+            .max();
+        let stopped_again = |after: Instant| {
+            intervals.iter().any(|&(from, to)| {
+                from >= after && from <= ready_at && (to > ready_at || to == Instant::MAX)
+            })
+        };
+        if let Some(resume_at) = resumed.filter(|&r| !stopped_again(r)) {
             let open: Vec<String> = facts
                 .work_orders
                 .get(&nc.id)
