@@ -260,9 +260,19 @@ fn hold_before_release(w: &World) -> Verdict {
     // A station goes back to production like inventory does: not while an NC that the core
     // contained there (its first hold posted) awaits its disposition or the completion of its
     // work orders, even when another NC's release would resume it. A resume that the core sent
-    // before it knew of this NC can still land after its hold; the station must then be stopped
-    // again by the time the NC is ready (or, for one not ready yet, be stopped now).
+    // before it knew of this NC can still land after its hold: it is excused when this NC's own
+    // stop (a line control whose reason names the NC) lands after it, as the core can do no more.
     let stops = stop_intervals(w);
+    let mut stops_for: FxHashMap<(&StationId, &str), Vec<Instant>> = FxHashMap::default();
+    for m in &w.mes {
+        for e in integration(m.ledger()) {
+            if let Posting::StationStopped { station, reason } = &e.posting {
+                for word in reason.split_whitespace() {
+                    stops_for.entry((station, word)).or_default().push(e.at);
+                }
+            }
+        }
+    }
     let mut held_at: FxHashMap<&NcId, Instant> = FxHashMap::default();
     for e in integration(w.erp.ledger()) {
         if let Posting::HoldPosted(h) = &e.posting {
@@ -278,14 +288,12 @@ fn hold_before_release(w: &World) -> Verdict {
         };
         v.check();
         let disp_at = facts.disposition_at.get(&nc.id).copied();
-        let repaired_at = facts
-            .work_orders
-            .get(&nc.id)
-            .map_or(Some(Instant::ZERO), |wos| {
-                wos.iter().try_fold(Instant::ZERO, |last, (_, _, done)| {
-                    done.map(|d| last.max(d))
-                })
-            });
+        // Not repaired until CMMS has its work orders, all complete.
+        let repaired_at = facts.work_orders.get(&nc.id).and_then(|wos| {
+            wos.iter().try_fold(Instant::ZERO, |last, (_, _, done)| {
+                done.map(|d| last.max(d))
+            })
+        });
         let ready_at = disp_at
             .zip(repaired_at)
             .map_or(Instant::MAX, |(d, r)| d.max(r));
@@ -295,11 +303,10 @@ fn hold_before_release(w: &World) -> Verdict {
             .map(|&(_, to)| to)
             .filter(|&to| to > held && to < ready_at)
             .max();
-        let stopped_again = |after: Instant| {
-            intervals.iter().any(|&(from, to)| {
-                from >= after && from <= ready_at && (to > ready_at || to == Instant::MAX)
-            })
-        };
+        let own_stops = stops_for
+            .get(&(&nc.station, nc.id.as_str()))
+            .map_or(&[][..], Vec::as_slice);
+        let stopped_again = |after: Instant| own_stops.iter().any(|&at| at > after);
         if let Some(resume_at) = resumed.filter(|&r| !stopped_again(r)) {
             let open: Vec<String> = facts
                 .work_orders
