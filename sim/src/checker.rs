@@ -215,31 +215,40 @@ fn nc_facts(w: &World) -> NcFacts {
     }
 }
 
+impl NcFacts {
+    /// The work orders of `nc` created by `at` and not completed by then.
+    fn open_work_orders(&self, nc: &NcId, at: Instant) -> Vec<String> {
+        self.work_orders
+            .get(nc)
+            .map(|wos| {
+                wos.iter()
+                    .filter(|(_, created, done)| *created <= at && done.is_none_or(|d| d > at))
+                    .map(|(id, _, _)| id.to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 fn hold_before_release(w: &World) -> Verdict {
     let mut v = Verdict::new(InvariantId::HoldBeforeRelease);
     let facts = nc_facts(w);
     let mut held: FxHashMap<HoldId, Instant> = FxHashMap::default();
+    // When the core posted each NC's first hold.
+    let mut held_at: FxHashMap<&NcId, Instant> = FxHashMap::default();
     for e in w.erp.ledger().entries() {
         match &e.posting {
             Posting::HoldPosted(h) => {
                 held.entry(h.id.clone()).or_insert(e.at);
+                if e.origin == Origin::Integration {
+                    held_at.entry(&h.nc).or_insert(e.at);
+                }
             }
             Posting::HoldReleased { hold, nc, .. } => {
                 v.check();
                 let hold_at = held.get(hold).copied();
                 let disp_at = facts.disposition_at.get(nc).copied();
-                let open: Vec<String> = facts
-                    .work_orders
-                    .get(nc)
-                    .map(|wos| {
-                        wos.iter()
-                            .filter(|(_, created, done)| {
-                                *created <= e.at && done.is_none_or(|d| d > e.at)
-                            })
-                            .map(|(id, _, _)| id.to_string())
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let open = facts.open_work_orders(nc, e.at);
                 let ok = hold_at.is_some_and(|h| h <= e.at)
                     && disp_at.is_some_and(|d| d <= e.at)
                     && open.is_empty();
@@ -273,12 +282,6 @@ fn hold_before_release(w: &World) -> Verdict {
             }
         }
     }
-    let mut held_at: FxHashMap<&NcId, Instant> = FxHashMap::default();
-    for e in integration(w.erp.ledger()) {
-        if let Posting::HoldPosted(h) = &e.posting {
-            held_at.entry(&h.nc).or_insert(e.at);
-        }
-    }
     for e in w.qms.ledger().entries() {
         let Posting::NcCreated(nc) = &e.posting else {
             continue;
@@ -308,16 +311,7 @@ fn hold_before_release(w: &World) -> Verdict {
             .map_or(&[][..], Vec::as_slice);
         let stopped_again = |after: Instant| own_stops.iter().any(|&at| at > after);
         if let Some(resume_at) = resumed.filter(|&r| !stopped_again(r)) {
-            let open: Vec<String> = facts
-                .work_orders
-                .get(&nc.id)
-                .map(|wos| {
-                    wos.iter()
-                        .filter(|(_, _, done)| done.is_none_or(|d| d > resume_at))
-                        .map(|(id, _, _)| id.to_string())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let open = facts.open_work_orders(&nc.id, resume_at);
             v.violate(json!({
                 "station": nc.station.as_str(),
                 "nc": nc.id.as_str(),

@@ -332,6 +332,7 @@ impl SeenEvents {
     pub fn expire(&mut self, now: Instant, window: Duration, entries_max: usize) {
         // Live and stale slots together stay well below 2³² (see `sweep`).
         let entries_max = entries_max.min(ENTRIES_MAX);
+        let before = self.front_seq;
         while let Some(front) = self.ring.front() {
             let expired = now.saturating_since(front.at) > window;
             if !(expired || self.ring.len() >= entries_max) {
@@ -342,11 +343,13 @@ impl SeenEvents {
             self.front_seq += 1;
             self.stale += usize::from(indexed);
         }
-        let keep = self
-            .ring
-            .front()
-            .map_or(self.texts.last_block(), |e| e.block);
-        self.texts.release_before(keep);
+        if self.front_seq != before {
+            let keep = self
+                .ring
+                .front()
+                .map_or(self.texts.last_block(), |e| e.block);
+            self.texts.release_before(keep);
+        }
     }
 }
 

@@ -173,8 +173,8 @@ struct MasterDataSync {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(super) struct Workflows {
     containments: FxHashMap<NcId, Containment>,
-    /// Per station, the contained NCs whose release has not started: the ones a release there
-    /// must look at before resuming the station, so that it does not walk every containment ever
+    /// Per station, the contained NCs (holds set) whose release has not started: a release there
+    /// resumes the station only if no other NC is listed, without walking every containment ever
     /// made (they are kept, and a long-running engine holds thousands).
     unreleased: FxHashMap<StationId, Vec<NcId>>,
     /// The holds in force (posted or about to be, not yet released), by NC: what W6 confirmations
@@ -476,19 +476,11 @@ impl Workflows {
         // released resumes it, or an earlier release would restart a station whose other NC is
         // still open.
         let station_still_contained = !cfg.has_defect(EngineDefect::ResumeWhileContained)
-            && self.containments.get(id).is_some_and(|c| {
-                c.station.as_ref().is_some_and(|st| {
-                    self.unreleased.get(st).is_some_and(|ncs| {
-                        ncs.iter().any(|other| {
-                            other != id
-                                && self.containments.get(other).is_some_and(|k| {
-                                    !k.holds.is_empty()
-                                        && k.steps[Step::Release.index()] == StepState::Idle
-                                })
-                        })
-                    })
-                })
-            });
+            && self
+                .containments
+                .get(id)
+                .and_then(|c| self.unreleased.get(c.station.as_ref()?))
+                .is_some_and(|ncs| ncs.iter().any(|other| other != id));
         let Some(c) = self.containments.get_mut(id) else {
             return;
         };
