@@ -11,6 +11,8 @@
 //! `masterdata`, `expect`.
 //!
 //! # Decisions the spec leaves open
+//! - Never silently ignored: `drain` must be positive, and an `expect.slo` table needs `"slo"`
+//!   among `expect.invariants` (both exit-2 errors naming the key).
 //! - Required: `scenario.name`, `scenario.duration`, at least one `[[plant]]` with `id`, `lines`,
 //!   `stations_per_line` and `cycle_time`.
 //! - Defaults: `seed` 0, `description` empty, `drain` `"1d"`, every personality `"modern"`;
@@ -1455,7 +1457,9 @@ fn parse_scenario(doc: &Doc<'_>, root: &Val<'_>) -> Res<Scenario> {
     }
     let drain = match head.get("drain") {
         Some(f) => {
-            let d = f.duration()?;
+            // A zero drain leaves no time for retries to converge: every run with a call in
+            // flight at the end would fail `no-lost-events`.
+            let d = f.positive_duration()?;
             if d > DRAIN_MAX {
                 return Err(f.err(format!("longer than the maximum {DRAIN_MAX}")));
             }
@@ -1946,6 +1950,12 @@ fn parse_expect(f: &Field<'_, '_, '_>) -> Res<Expect> {
             transactional_p99: get("transactional_p99")?,
             bulk_p99: get("bulk_p99")?,
         };
+        // An objective that no invariant judges would be ignored without a word.
+        if expect.slo != Slo::default() && !expect.invariants.includes(InvariantId::Slo) {
+            return Err(f.err(
+                "latency objectives given, but \"slo\" is not among expect.invariants; add it there or remove this table",
+            ));
+        }
     }
     if let Some(f) = t.get("min") {
         let names: Vec<&str> = Count::ALL.iter().map(|c| c.as_str()).collect();
@@ -1956,4 +1966,15 @@ fn parse_expect(f: &Field<'_, '_, '_>) -> Res<Expect> {
         }
     }
     Ok(expect)
+}
+
+/// The 1-based line of `scenario.name` in a scenario file's text, for errors found across files
+/// (two files of one suite with one name); `None` if the text does not parse or has no name.
+pub fn name_line(text: &str) -> Option<u32> {
+    let root = DeTable::parse(text).ok()?;
+    let DeValue::Table(head) = root.get_ref().get("scenario")?.get_ref() else {
+        return None;
+    };
+    let name = head.get("name")?;
+    Some(Doc::new("", text).line(name.span().start))
 }

@@ -945,3 +945,43 @@ mod mutations {
         }
     }
 }
+
+#[test]
+fn nothing_is_silently_ignored() {
+    // A zero drain would fail `no-lost-events` on any run with a call in flight at its end.
+    check(
+        &MINIMAL.replace("duration = \"7d\"", "duration = \"7d\"\ndrain = \"0s\""),
+        4,
+        "scenario.drain",
+        "must be longer than 0s",
+    );
+    // Objectives that no invariant judges; an empty table sets none and is fine.
+    check(
+        &plus("[expect]\ninvariants = [\"containment\"]\nslo = { bulk_p99 = \"4h\" }"),
+        13,
+        "expect.slo",
+        "\"slo\" is not among expect.invariants",
+    );
+    Scenario::from_str(
+        &plus("[expect]\ninvariants = [\"containment\"]\nslo = {}"),
+        "ok.toml",
+    )
+    .unwrap();
+    // A fault window past the end is an error, not cut short.
+    check(
+        &plus("[[fault]]\nkind = \"endpoint-outage\"\nsystem = \"qms\"\nat = \"6d\"\nfor = \"2d\""),
+        15,
+        "fault[0].for",
+        "ends after the scenario duration",
+    );
+}
+
+#[test]
+fn name_line_finds_the_name_key() {
+    assert_eq!(plantloop_sim::scenario::name_line(MINIMAL), Some(2));
+    assert_eq!(
+        plantloop_sim::scenario::name_line(&format!("# c\n\n{MINIMAL}")),
+        Some(4)
+    );
+    assert_eq!(plantloop_sim::scenario::name_line("not toml ["), None);
+}
