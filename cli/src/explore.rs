@@ -1,5 +1,6 @@
 //! `plantloop explore`: swarm exploration over seeds (spec/cli.md).
 
+use crate::output::{Human, Sink, check_one_stdout, is_closed_pipe};
 use crate::{EXIT_BAD_INPUT, EXIT_FELL_SHORT};
 use clap::Args;
 use plantloop_sim::explore::{
@@ -28,7 +29,7 @@ pub struct ExploreArgs {
     /// Run only shard K of M of the seed range (1-based), to split it across CI runners.
     #[arg(long, value_name = "K/M", value_parser = parse_shard)]
     shard: Option<Shard>,
-    /// Write a JSON summary.
+    /// Write a JSON summary; `-` is stdout, and the human summary then goes to stderr.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
     /// Folder for the minimal reproducing scenario files of failures.
@@ -40,7 +41,7 @@ pub struct ExploreArgs {
     /// Most runs one shrink may spend.
     #[arg(long, value_name = "N", default_value_t = SHRINK_RUNS_MAX)]
     shrink_runs: u32,
-    /// Print only failures and the final line.
+    /// Print only failures: nothing when every seed passed.
     #[arg(long)]
     quiet: bool,
 }
@@ -86,10 +87,11 @@ fn explore(args: ExploreArgs) -> Result<bool, String> {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let mut json_file = args
+    let stdout_taken = check_one_stdout(&[("json", args.json.as_ref())])?;
+    let json_sink = args
         .json
         .as_deref()
-        .map(|p| std::fs::File::create(p).map_err(|e| format!("--json {}: {e}", p.display())))
+        .map(|p| Sink::open(p, "json"))
         .transpose()?;
     let opts = ExploreOptions {
         start: args.start,
@@ -133,14 +135,19 @@ fn explore(args: ExploreArgs) -> Result<bool, String> {
             written.push(write_reproducer(&args.out, &base, f)?);
         }
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = Human::new(stdout_taken);
     print_summary(&mut out, &args, &base, &summary, &written, jobs, wall_s)
+        .and_then(|()| out.flush())
         .map_err(|e| format!("stdout: {e}"))?;
-    if let Some(f) = &mut json_file {
+    if let Some(sink) = &json_sink {
         let v = summary_json(&args, &base, &summary, &written, jobs, wall_s);
-        serde_json::to_writer_pretty(&mut *f, &v)
-            .map_err(|e| format!("--json: {e}"))
-            .and_then(|_| writeln!(f).map_err(|e| format!("--json: {e}")))?;
+        let mut text = serde_json::to_string_pretty(&v).expect("values serialize");
+        text.push('\n');
+        let mut w = sink.writer("json")?;
+        match w.write_all(text.as_bytes()).and_then(|()| w.flush()) {
+            Err(e) if is_closed_pipe(&e) => {}
+            r => r.map_err(|e| format!("--json: {e}"))?,
+        }
     }
     Ok(summary.failures.is_empty())
 }
@@ -202,6 +209,9 @@ fn print_summary(
             base_flag(args),
             f.seed
         )?;
+    }
+    if args.quiet && s.failures.is_empty() {
+        return Ok(());
     }
     let n = s.seeds.end - s.seeds.start;
     let shard = args

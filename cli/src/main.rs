@@ -3,6 +3,7 @@
 
 mod explore;
 mod mocks;
+mod output;
 mod run;
 mod tui;
 

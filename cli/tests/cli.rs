@@ -297,3 +297,208 @@ fn tui_help_describes_every_flag() {
         assert!(t.contains(flag), "{flag} missing from help:\n{t}");
     }
 }
+
+// ---- output conventions (issue 14) -----------------------------------------------------------
+
+fn seed2() -> PathBuf {
+    scenarios().join("seed-2-pattern-to-maintenance.toml")
+}
+
+#[test]
+fn json_dash_writes_json_alone_to_stdout_and_the_summary_to_stderr() {
+    let o = bin()
+        .arg("run")
+        .arg(seed2())
+        .args(["--json", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON alone");
+    assert_eq!(r["scenario"], "seed-2-pattern-to-maintenance");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("PASS seed-2-pattern-to-maintenance"), "{err}");
+
+    let o = bin()
+        .arg("run")
+        .arg(seed2())
+        .args(["--junit", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("<?xml"), "{out}");
+    assert!(!out.contains("PASS"), "{out}");
+
+    let o = bin()
+        .arg("run")
+        .arg(seed2())
+        .args(["--json", "-", "--junit", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--json - and --junit -"), "{}", text(&o));
+}
+
+#[test]
+fn a_closed_stdout_ends_the_run_quietly_not_with_exit_2() {
+    use std::process::Stdio;
+    let mut child = bin()
+        .arg("run")
+        .arg(seed2())
+        .arg(scenarios().join("seed-1-inspection-failure.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before the first line
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+}
+
+#[test]
+fn quiet_prints_only_failing_scenarios_and_their_failing_invariants() {
+    let o = bin()
+        .arg("run")
+        .arg(seed2())
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(text(&o), "", "a passing run prints nothing");
+
+    let d = tmp("quiet");
+    let f = d.join("tight.toml");
+    std::fs::write(
+        &f,
+        std::fs::read_to_string(seed2())
+            .unwrap()
+            .replace("critical_p99 = \"5s\"", "critical_p99 = \"1ms\""),
+    )
+    .unwrap();
+    let o = bin().arg("run").arg(&f).arg("--quiet").output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(t.contains("FAIL slo"), "{t}");
+    assert!(!t.contains("  ok "), "passing invariants printed: {t}");
+    assert!(!t.contains("latency"), "{t}");
+    assert!(t.contains("reproduce:"), "{t}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_folder_runs_its_subfolders_and_a_duplicate_name_is_refused_at_its_line() {
+    let d = tmp("recursive");
+    std::fs::create_dir_all(d.join("sub/deeper")).unwrap();
+    std::fs::create_dir_all(d.join(".hidden")).unwrap();
+    let base = std::fs::read_to_string(seed2()).unwrap();
+    let named = |n: &str| {
+        base.replace(
+            "name = \"seed-2-pattern-to-maintenance\"",
+            &format!("name = \"{n}\""),
+        )
+    };
+    std::fs::write(d.join("a.toml"), named("a")).unwrap();
+    std::fs::write(d.join("sub/deeper/b.toml"), named("b")).unwrap();
+    std::fs::write(d.join(".hidden/c.toml"), "not a scenario").unwrap();
+    let o = bin().arg("run").arg(&d).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("PASS a ") && t.contains("PASS b "), "{t}");
+    assert!(t.contains("2 scenario(s): 2 passed"), "{t}");
+
+    // A comment line first, so that the name is not on line 1 or 2.
+    std::fs::write(d.join("sub/z.toml"), format!("# again\n\n{}", named("a"))).unwrap();
+    let o = bin().arg("run").arg(&d).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let line = named("a")
+        .lines()
+        .position(|l| l.starts_with("name ="))
+        .unwrap()
+        + 1;
+    let t = text(&o);
+    assert!(
+        t.contains(&format!("z.toml:{}: scenario.name", line + 2)),
+        "{t}"
+    );
+    assert!(t.contains(&format!("a.toml:{line}")), "{t}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn replay_of_a_live_trace_gives_the_live_runs_trace_hash() {
+    use plantloop_sim::live::LiveRun;
+    use plantloop_sim::scenario::Scenario;
+    use plantloop_sim::world::Injected;
+    let d = tmp("replay");
+    let file = seed2();
+    let scenario = Scenario::load(&file).unwrap();
+    let trace = d.join("live.jsonl");
+    let mut live = LiveRun::new(
+        scenario.clone(),
+        7,
+        Some(Box::new(std::fs::File::create(&trace).unwrap())),
+    );
+    live.run_until(plantloop_core::time::Instant::from_secs(5 * 3600));
+    live.inject(Injected::CoreCrash {
+        downtime: plantloop_core::time::Duration::from_secs(300),
+    })
+    .unwrap();
+    live.run_until(plantloop_core::time::Instant::from_secs(20 * 3600));
+    live.inject(Injected::EndpointOutage {
+        system: plantloop_core::model::System::Erp,
+        duration: plantloop_core::time::Duration::from_secs(1800),
+    })
+    .unwrap();
+    let want = live.finish().trace_hash.clone();
+    drop(live);
+
+    let o = bin()
+        .arg("run")
+        .arg(&file)
+        .args(["--seed", "7", "--json", "-", "--replay"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["trace_hash"], want.as_str());
+
+    // Without the injections the run is another one.
+    let o = bin()
+        .arg("run")
+        .arg(&file)
+        .args(["--seed", "7", "--json", "-"])
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_ne!(r["trace_hash"], want.as_str());
+
+    // A trace that is not one, and two files: exit 2 naming the flag.
+    std::fs::write(
+        d.join("bad.jsonl"),
+        "{\"type\":\"com.plantloop.sim.fault.core-crash.v1\"\n",
+    )
+    .unwrap();
+    let o = bin()
+        .arg("run")
+        .arg(&file)
+        .arg("--replay")
+        .arg(d.join("bad.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--replay"), "{}", text(&o));
+    let o = bin()
+        .arg("run")
+        .arg(&file)
+        .arg(scenarios().join("seed-1-inspection-failure.toml"))
+        .arg("--replay")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--replay"), "{}", text(&o));
+    std::fs::remove_dir_all(&d).unwrap();
+}
