@@ -1,13 +1,15 @@
 //! `plantloop`: the command line (spec/cli.md). Thin glue over the crates: it parses flags, loads
 //! files, runs, prints and maps results to exit codes (0 held, 1 fell short, 2 unusable input).
 
+mod completions;
 mod explore;
+mod init;
 mod mocks;
 mod output;
 mod run;
 mod tui;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// The simulator and the mock servers allocate many small strings (ids, keys, ledger entries);
 /// mimalloc does that markedly cheaper than the system allocator (ARCHITECTURE.md § Dependencies).
@@ -15,9 +17,17 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
+/// `--version`: the package version and the git commit it was built from (build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("PLANTLOOP_GIT_COMMIT"),
+    ")"
+);
+
 /// Simulation and conformance testbed for manufacturing workflow integration.
 #[derive(Parser)]
-#[command(name = "plantloop", version, about, long_about = None)]
+#[command(name = "plantloop", version = VERSION, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,6 +43,15 @@ enum Command {
     Tui(tui::TuiArgs),
     /// Serve the mock ERP, QMS, CMMS and MES over HTTP on 127.0.0.1 ports P..P+3 until interrupted.
     Mocks(mocks::MocksArgs),
+    /// Write a commented starter scenario and CI snippets (GitHub Actions, GitLab CI) into DIR.
+    Init(init::InitArgs),
+    /// Print a shell completion script for SHELL to stdout.
+    Completions(completions::CompletionsArgs),
+}
+
+/// The whole command tree, for completions and the docs' tests.
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 /// Exit code for input that could not be used (spec/cli.md).
@@ -54,5 +73,7 @@ fn main() -> ExitCode {
         Command::Explore(args) => explore::main(args),
         Command::Tui(args) => tui::main(args),
         Command::Mocks(args) => mocks::main(args),
+        Command::Init(args) => init::main(args),
+        Command::Completions(args) => completions::main(args),
     }
 }

@@ -427,6 +427,72 @@ fn a_folder_runs_its_subfolders_and_a_duplicate_name_is_refused_at_its_line() {
 }
 
 #[test]
+fn completions_and_version() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = bin().args(["completions", shell]).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{shell}");
+        assert!(String::from_utf8_lossy(&o.stdout).contains("plantloop"));
+    }
+    let o = bin().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+
+    let o = bin().arg("--version").output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let v = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        v.starts_with(&format!("plantloop {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{v}"
+    );
+}
+
+#[test]
+fn init_writes_a_starter_that_passes_and_refuses_to_overwrite() {
+    let d = tmp("init");
+    let dir = d.join("project");
+    let o = bin().arg("init").arg(&dir).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for f in [
+        "scenarios/starter.toml",
+        "ci/github-actions.yml",
+        "ci/gitlab-ci.yml",
+    ] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    for ci in ["ci/github-actions.yml", "ci/gitlab-ci.yml"] {
+        let t = std::fs::read_to_string(dir.join(ci)).unwrap();
+        assert!(t.contains("plantloop run scenarios/ --junit"), "{t}");
+        assert!(!t.contains('{'), "unfilled placeholder in {ci}: {t}");
+    }
+    let o = bin()
+        .arg("run")
+        .arg(dir.join("scenarios"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "the starter passes: {}", text(&o));
+
+    std::fs::write(dir.join("ci/gitlab-ci.yml"), "mine").unwrap();
+    let o = bin().arg("init").arg(&dir).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--force"), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("ci/gitlab-ci.yml")).unwrap(),
+        "mine"
+    );
+    let o = bin().arg("init").arg(&dir).arg("--force").output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_ne!(
+        std::fs::read_to_string(dir.join("ci/gitlab-ci.yml")).unwrap(),
+        "mine"
+    );
+
+    let file = d.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let o = bin().arg("init").arg(&file).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
 fn replay_of_a_live_trace_gives_the_live_runs_trace_hash() {
     use plantloop_sim::live::LiveRun;
     use plantloop_sim::scenario::Scenario;
