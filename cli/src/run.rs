@@ -201,7 +201,18 @@ fn run(args: RunArgs) -> Result<bool, String> {
             }
             None => run_one(scenario, args.seed, trace_writer, interactive),
         };
-        print_summary(&mut out, &path, &report, args.quiet).map_err(|e| format!("stdout: {e}"))?;
+        let replay_flag = args
+            .replay
+            .as_ref()
+            .map(|t| format!(" --replay {}", t.display()))
+            .unwrap_or_default();
+        let reproduce = format!(
+            "plantloop run {} --seed {}{replay_flag}",
+            path.display(),
+            report.seed
+        );
+        print_summary(&mut out, &report, args.quiet, &reproduce)
+            .map_err(|e| format!("stdout: {e}"))?;
         reports.push(report);
         if out.is_closed() && !files_wanted {
             // `| head`: nobody reads on; end quietly with the verdict so far.
@@ -289,13 +300,14 @@ fn ms(v: u64) -> String {
     }
 }
 
-/// The readable summary of one run. `quiet`: nothing for a passing run, and for a failing one
-/// its first line, the failing invariants and shortfalls, and how to reproduce it.
+/// The readable summary of one run; a failure names the command that `reproduce`s it. `quiet`:
+/// nothing for a passing run, and for a failing one its first line, the failing invariants and
+/// shortfalls, and how to reproduce it.
 pub fn print_summary(
     out: &mut impl Write,
-    path: &Path,
     r: &Report,
     quiet: bool,
+    reproduce: &str,
 ) -> std::io::Result<()> {
     let verdict = if r.passed { "PASS" } else { "FAIL" };
     if quiet && r.passed {
@@ -372,12 +384,7 @@ pub fn print_summary(
         writeln!(out, "  FAIL expect.min {s}")?;
     }
     if !r.passed {
-        writeln!(
-            out,
-            "  reproduce: plantloop run {} --seed {}",
-            path.display(),
-            r.seed
-        )?;
+        writeln!(out, "  reproduce: {reproduce}")?;
     }
     if !quiet {
         writeln!(out, "  trace_hash {}", r.trace_hash)?;

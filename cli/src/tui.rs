@@ -95,14 +95,26 @@ fn run(args: TuiArgs) -> Result<ExitCode, String> {
         write(
             &mut out,
             format!(
-                "the trace {} records the injected faults; a replay of it reproduces the run",
+                "the trace {} records the injected faults: `plantloop run {} --seed {seed} --replay {}` reproduces the run",
+                p.display(),
+                args.path.display(),
                 p.display()
             ),
         );
     }
     match &summary.report {
         Some(report) => {
-            crate::run::print_summary(&mut out, &args.path, report, false)
+            let mut reproduce = format!(
+                "plantloop run {} --seed {}",
+                args.path.display(),
+                report.seed
+            );
+            if let Some(p) = &args.trace
+                && !summary.injections.is_empty()
+            {
+                reproduce.push_str(&format!(" --replay {}", p.display()));
+            }
+            crate::run::print_summary(&mut out, report, false, &reproduce)
                 .map_err(|e| format!("stdout: {e}"))?;
             Ok(if report.passed {
                 ExitCode::SUCCESS
