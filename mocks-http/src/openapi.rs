@@ -84,7 +84,7 @@ fn capability_operation(spec: &RouteSpec, g: &mut SchemaGenerator) -> Value {
         responses.insert(
             "201".into(),
             json_response(
-                "Posted. A modern or SaaS system answers a repeated Idempotency-Key with its first reply and posts nothing.",
+                "Posted. A modern or SaaS system answers a repeated Idempotency-Key with its first successful reply and posts nothing; a refused request is not remembered.",
                 schema_of::<PostingReceipt>(g),
             ),
         );
@@ -322,7 +322,7 @@ pub fn document(system: System) -> Value {
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": false,
-                    "description": "Identifies a posting across retries. A modern or SaaS system answers a repeated key with the first reply and posts nothing; a legacy one posts again but keeps the key as the posting's external reference (see GET /postings).",
+                    "description": "Identifies a posting across retries. A modern or SaaS system answers a repeated key with its first successful reply and posts nothing (a refusal is not remembered, so the key stays free); a legacy one posts again but keeps the key as the posting's external reference (see GET /postings).",
                     "schema": { "type": "string", "minLength": 1, "maxLength": crate::routes::IDEMPOTENCY_KEY_LEN_MAX, "pattern": "^[\\x21-\\x7e]+$" }
                 }
             }

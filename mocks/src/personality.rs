@@ -5,7 +5,8 @@
 //!
 //! | | Modern | Legacy | Saas |
 //! |---|---|---|---|
-//! | repeated Idempotency-Key | first reply, nothing posted | **posts again** | first reply, nothing posted |
+//! | repeated Idempotency-Key | first 2xx reply, nothing posted | **posts again** | first 2xx reply, nothing posted |
+//! | key of a refused request (4xx) | free: stores nothing | free | free: stores nothing |
 //! | key reused for another request | 422 | (not checked) | 422 |
 //! | key stored as external reference, `LookupPosting` | yes | yes | yes |
 //! | re-asserting the current state (stop a stopped station, set the current order status) | 200 no-op, the earlier receipt | **posts again** | 200 no-op |
@@ -213,7 +214,9 @@ impl Desk {
     }
 
     /// Serves one call: throttle, answer lookups, replay repeated keys, else run `handle` and
-    /// remember its reply under the key.
+    /// remember its reply under the key if it succeeded. A refusal stores nothing: the request
+    /// posted nothing, and the same key may be sent again once its cause is gone (a confirmation
+    /// refused while a hold was in force goes through after the release).
     pub(crate) fn serve(
         &mut self,
         now: Instant,
@@ -247,12 +250,11 @@ impl Desk {
             }
         }
         let reply = handle();
-        let accepted = if reply.is_success() {
-            reply.receipt()
-        } else {
-            None
-        };
-        if honours || accepted.is_some() {
+        if !reply.is_success() {
+            return reply;
+        }
+        let accepted = reply.receipt();
+        {
             match self.keys.entry(key.clone()) {
                 Entry::Occupied(mut known) => {
                     let rec = known.get_mut();

@@ -68,8 +68,9 @@ fn check_keys(p: Personality, l: &Ledger, calls: &[(Option<IdempotencyKey>, Requ
             continue;
         }
         match first.get(key) {
+            // A key is bound by its first success; a refusal leaves it free.
             None => {
-                if reply.status != 422 || req_is_valid_first(reply) {
+                if reply.is_success() {
                     first.insert(key, (req, reply));
                 }
             }
@@ -82,10 +83,6 @@ fn check_keys(p: Personality, l: &Ledger, calls: &[(Option<IdempotencyKey>, Requ
             ),
         }
     }
-}
-
-fn req_is_valid_first(reply: &Reply) -> bool {
-    !matches!(&reply.body, ReplyBody::Problem(p) if p.kind == plantloop_mocks::ProblemKind::KeyReuse)
 }
 
 /// Lookups find exactly the first accepted request with the key.
