@@ -666,6 +666,14 @@ pub struct ProductionConfirmation {
     pub scrap: u32,
 }
 
+impl ProductionConfirmation {
+    /// Counts every unit as scrap (a disposition scrapped the held units).
+    pub fn scrap_all(&mut self) {
+        self.scrap += self.good;
+        self.good = 0;
+    }
+}
+
 /// The kinds of master data the core syncs (workflow W5).
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,

@@ -30,4 +30,21 @@ pub enum EngineDefect {
     NoJournalReplay,
     /// W3 resumes the station at every release, even while another NC keeps it stopped.
     ResumeWhileContained,
+    /// Line controls (station stop / resume) and order-status changes are sent as soon as a
+    /// workflow asks, not one at a time per station and per order: an earlier NC's resume can land
+    /// after a later NC's stop.
+    ControlsUnsequenced,
+    /// The registry remembers only the last 8 orders per line, whatever an NC's serials span.
+    OrdersForgottenEarly,
+    /// A breakdown reported before its station's asset placement is dead-lettered at once and
+    /// never applied when the placement arrives.
+    BreakdownBeforePlacementLost,
+    /// A station's breakdown ends only with CMMS's completion of its work order, not with MES's
+    /// machine-up: a new breakdown that overtakes the completion is folded into the old order.
+    BreakdownFoldedIntoCompleted,
+    /// Confirmations dead-lettered because a hold covered their serials are not replayed when the
+    /// hold is released.
+    HeldConfirmationsNotReplayed,
+    /// W3 sets the order resumed at every release, even while another NC's hold covers it.
+    OrderResumedUnderOtherHold,
 }

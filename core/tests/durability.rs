@@ -171,13 +171,13 @@ fn the_snapshot_layout_is_pinned() {
     );
     // The engine's configuration is part of its state, and the `sabotage` feature adds a field.
     let pin = if cfg!(feature = "sabotage") {
-        "d9c7b90fef8d423c22ec8a212497c4b165f25ad1c4570c06583397b8a6a88f16"
+        "60627b759ca563aa48787c497abd8a16e3d980c25b1b00c105c5ee065a586af2"
     } else {
-        "6748cf5b5a5b8e0684f099efdd2ed2e95a520c091768ceff60c0e915852b2539"
+        "7b0f92bbf7539fb6cdb0d56baede0d342bca58874088e6d4bf261db1a9e36c90"
     };
     assert_eq!(
         (SNAPSHOT_LAYOUT, blake3::hash(&bytes).to_hex().to_string()),
-        (3, pin.to_string()),
+        (4, pin.to_string()),
     );
 }
 

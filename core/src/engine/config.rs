@@ -87,7 +87,9 @@ pub struct Config {
     pub dead_letter_probe_every: Duration,
     /// At most this many production confirmations are parked behind one hold.
     pub parked_per_hold_max: usize,
-    /// At most this many production orders are remembered per line.
+    /// At most this many production orders are remembered per line, the oldest forgotten first.
+    /// An NC's suspect serials must lie in remembered orders to be held: the default covers
+    /// days of production even with orders of a few units (each costs about 100 bytes).
     pub orders_per_line_max: usize,
     /// A deliberate defect (feature `sabotage` only; see [`crate::sabotage`]).
     #[cfg(feature = "sabotage")]
@@ -123,7 +125,7 @@ impl Default for Config {
             enrichment_wait: Duration::from_hours(1),
             dead_letter_probe_every: Duration::from_mins(5),
             parked_per_hold_max: 100_000,
-            orders_per_line_max: 8,
+            orders_per_line_max: 4_096,
             #[cfg(feature = "sabotage")]
             defect: None,
         }

@@ -40,7 +40,9 @@ pub use workflows::Step;
 use crate::audit::{AuditAction, AuditRecord, ChainHead, GENESIS};
 use crate::call::{Call, CallId, EventRef, IdempotencyKey, Outcome, Request};
 use crate::event::Event;
-use crate::model::{LatencyClass, System};
+use crate::model::{
+    DispositionDecision, LatencyClass, ProductionConfirmation, SerialRange, System,
+};
 use crate::sabotage::EngineDefect;
 use crate::time::{Duration, Instant};
 use dedupe::SeenEvents;
@@ -49,7 +51,7 @@ use rand_chacha::ChaCha8Rng;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::sync::Arc;
 use workflows::{Owner, Retry, Workflows};
 
@@ -139,6 +141,23 @@ pub struct DeadLetter {
     retry: Option<Retry>,
 }
 
+impl DeadLetter {
+    /// The production confirmation this letter carries, as a refused call or a parked event.
+    fn confirmation(&self) -> Option<&ProductionConfirmation> {
+        match (&self.request, &self.retry) {
+            (Some(Request::ConfirmProduction(c)), _) | (_, Some(Retry::Confirm(c))) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn confirmation_mut(&mut self) -> Option<&mut ProductionConfirmation> {
+        match (&mut self.request, &mut self.retry) {
+            (Some(Request::ConfirmProduction(c)), _) | (_, Some(Retry::Confirm(c))) => Some(c),
+            _ => None,
+        }
+    }
+}
+
 /// Counters for reports and the live view.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
@@ -158,6 +177,16 @@ pub struct Stats {
     pub stale_replies: u64,
     pub dead_letters: u64,
     pub dead_letters_replayed: u64,
+    /// Dead letters the engine replayed by itself once their cause was gone: a released hold
+    /// over a confirmation, master data an event waited for (a subset of `dead_letters_replayed`).
+    #[serde(default)]
+    pub dead_letters_auto_replayed: u64,
+    /// Confirmations refused for a hold that was released meanwhile, sent again.
+    #[serde(default)]
+    pub confirmations_resent: u64,
+    /// Production orders the registry forgot (beyond `orders_per_line_max` per line).
+    #[serde(default)]
+    pub orders_evicted: u64,
     pub breaker_opens: u64,
     pub alarms_filtered: u64,
     pub confirmations_parked: u64,
@@ -279,6 +308,9 @@ pub struct Engine {
     chain: ChainHead,
     dead_letters: BTreeMap<u64, DeadLetter>,
     next_dead_letter: u64,
+    /// Dead letters of events that could not be applied for want of master data (an NC's or a
+    /// breakdown's station unknown): replayed as soon as the registry can place them.
+    awaiting_master_data: BTreeSet<u64>,
     /// Events accepted within the dedupe window, by source and id.
     seen: SeenEvents,
     registry: Registry,
@@ -324,6 +356,7 @@ impl Engine {
             chain: ChainHead::default(),
             dead_letters: BTreeMap::new(),
             next_dead_letter: 1,
+            awaiting_master_data: BTreeSet::new(),
             seen: SeenEvents::default(),
             registry: Registry::default(),
             workflows: Workflows::default(),
@@ -381,6 +414,11 @@ impl Engine {
     /// Takes one input at time `now` (which must not go backwards; an earlier `now` is treated as
     /// the latest one seen). Fires due timers first.
     pub fn handle(&mut self, now: Instant, input: Input) -> Ack {
+        debug_assert!(
+            now >= self.now,
+            "time went backwards: {now:?} after {:?}",
+            self.now
+        );
         self.now = self.now.max(now);
         self.fire_timers();
         let ack = match input {
@@ -527,6 +565,10 @@ impl Engine {
             o @ (Outcome::Unavailable { .. } | Outcome::TimedOut) => self.transient_failure(id, o),
             Outcome::Conflict { detail } => {
                 self.breaker_success(target);
+                let timeout = self.config.targets[target.index()].call_timeout;
+                if self.requeue_if_released(id, deadline.saturating_sub(timeout)) {
+                    return Ack::Done;
+                }
                 self.dead_letter_call(
                     id,
                     DeadLetterReason::Refused {
@@ -950,7 +992,7 @@ impl Engine {
                 action,
                 st.target,
                 st.request.name().into(),
-                st.key,
+                st.key.clone(),
                 st.origin,
                 st.causation,
             )
@@ -961,7 +1003,14 @@ impl Engine {
         }
         self.audit_out.push_back(linked);
         let mut fx = std::mem::take(&mut self.fx);
-        self.workflows.call_done(&st.owner, &self.config, &mut fx);
+        self.workflows.call_done(
+            &st.owner,
+            &st.key,
+            &st.request,
+            &self.config,
+            self.now,
+            &mut fx,
+        );
         self.apply_effects(&mut fx);
         self.fx = fx;
     }
@@ -990,10 +1039,12 @@ impl Engine {
             self.schedule_probe(st.target);
         }
         let owner = dl.owner.clone();
+        let key = dl.key.clone().expect("a call has a key");
+        let request = dl.request.clone().expect("a call has a request");
         self.record_dead_letter(dl);
         if !transient {
             let mut fx = std::mem::take(&mut self.fx);
-            self.workflows.call_refused(&owner, &mut fx);
+            self.workflows.call_refused(&owner, &key, &request, &mut fx);
             self.apply_effects(&mut fx);
             self.fx = fx;
         }
@@ -1009,6 +1060,7 @@ impl Engine {
         let Some(dl) = self.dead_letters.remove(&id) else {
             return false;
         };
+        self.awaiting_master_data.remove(&id);
         for t in &mut self.targets {
             t.parked_dead_letters.retain(|d| *d != id);
         }
@@ -1108,16 +1160,110 @@ impl Engine {
                 retry: Some(retry),
             };
             self.next_dead_letter += 1;
+            let awaits = match &dl.retry {
+                Some(Retry::Contain(_)) => true,
+                Some(Retry::Breakdown { .. }) => !self
+                    .config
+                    .has_defect(EngineDefect::BreakdownBeforePlacementLost),
+                _ => false,
+            };
+            if awaits {
+                self.awaiting_master_data.insert(dl.id);
+            }
             self.record_dead_letter(dl);
         }
         for (at, slot) in fx.enrichment_timers.drain(..) {
             self.set_timer(at, Timer::EnrichmentExpired { nc_slot: slot });
         }
+        let releases = std::mem::take(&mut fx.releases);
+        for (ranges, decision) in releases {
+            self.replay_held_confirmations(&ranges, decision);
+        }
+        if std::mem::take(&mut fx.registry_grew) && !self.awaiting_master_data.is_empty() {
+            let ready: Vec<u64> = (self.awaiting_master_data.iter())
+                .copied()
+                .filter(|id| {
+                    (self.dead_letters.get(id))
+                        .and_then(|d| d.retry.as_ref())
+                        .is_some_and(|r| self.workflows.retry_ready(r, &self.registry))
+                })
+                .collect();
+            for id in ready {
+                self.stats.dead_letters_auto_replayed += 1;
+                self.replay_dead_letter(id);
+            }
+        }
+    }
+
+    /// A confirmation refused (409) for a hold that the engine released after this attempt was
+    /// sent: the refusal is stale, so the call goes back in the queue under its own key (as scrap
+    /// if the disposition scrapped it) instead of to the dead-letter queue. A send after the
+    /// release is never requeued this way, so a refusal for another cause cannot loop.
+    fn requeue_if_released(&mut self, id: CallId, sent_at: Instant) -> bool {
+        if self
+            .config
+            .has_defect(EngineDefect::HeldConfirmationsNotReplayed)
+        {
+            return false;
+        }
+        let Some(st) = self.calls.get_mut(&id) else {
+            return false;
+        };
+        let Request::ConfirmProduction(conf) = &mut st.request else {
+            return false;
+        };
+        let Some(decision) = self.workflows.released_since(&conf.serials, sent_at) else {
+            return false;
+        };
+        if decision == Some(DispositionDecision::Scrap) {
+            conf.scrap_all();
+        }
+        st.phase = Phase::Queued;
+        let (t, c) = (st.target, st.class);
+        self.targets[t.index()].queues[c.index()].push_back(id);
+        self.queued[c.index()] += 1;
+        self.stats.confirmations_resent += 1;
+        true
+    }
+
+    /// A hold over `ranges` was released: the confirmations of those serials in the dead-letter
+    /// queue for that hold (refused with 409, or set aside behind it) are replayed, as scrap when
+    /// the disposition scrapped them. One still covered by another hold waits for that one.
+    fn replay_held_confirmations(
+        &mut self,
+        ranges: &[SerialRange],
+        decision: Option<DispositionDecision>,
+    ) {
+        let ids: Vec<u64> = (self.dead_letters.iter())
+            .filter(|(_, d)| {
+                let for_a_hold = matches!(
+                    d.reason,
+                    DeadLetterReason::Refused { status: 409, .. }
+                        | DeadLetterReason::Unprocessable { .. }
+                );
+                for_a_hold
+                    && d.confirmation()
+                        .is_some_and(|c| ranges.iter().any(|r| r.overlaps(&c.serials)))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if decision == Some(DispositionDecision::Scrap)
+                && let Some(c) = self
+                    .dead_letters
+                    .get_mut(&id)
+                    .and_then(DeadLetter::confirmation_mut)
+            {
+                c.scrap_all();
+            }
+            self.stats.dead_letters_auto_replayed += 1;
+            self.replay_dead_letter(id);
+        }
     }
 }
 
 /// A call a workflow wants made.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct NewCall {
     target: System,
     class: LatencyClass,
@@ -1139,12 +1285,40 @@ struct Unprocessable {
     retry: Retry,
 }
 
+impl NewCall {
+    fn new(
+        target: System,
+        class: LatencyClass,
+        key: impl Into<Arc<str>>,
+        request: Request,
+        origin: &EventRef,
+        causation: Vec<EventRef>,
+        owner: Owner,
+    ) -> NewCall {
+        NewCall {
+            target,
+            class,
+            key: IdempotencyKey(key.into()),
+            request,
+            origin: origin.clone(),
+            causation,
+            owner,
+            needs_lookup: false,
+        }
+    }
+}
+
 /// What a workflow step produced, applied by the engine afterwards.
 #[derive(Clone, Debug, Default)]
 struct Effects {
     calls: Vec<NewCall>,
     unprocessable: Vec<Unprocessable>,
     enrichment_timers: Vec<(Instant, u64)>,
+    /// Holds released (their serials) with the disposition's decision: dead-lettered
+    /// confirmations under them go again.
+    releases: Vec<(Vec<SerialRange>, Option<DispositionDecision>)>,
+    /// The registry learnt a placement or an order: events waiting for master data may apply.
+    registry_grew: bool,
 }
 
 impl Effects {
@@ -1159,15 +1333,8 @@ impl Effects {
         causation: Vec<EventRef>,
         owner: Owner,
     ) {
-        self.calls.push(NewCall {
-            target,
-            class,
-            key: IdempotencyKey(key.into()),
-            request,
-            origin: origin.clone(),
-            causation,
-            owner,
-            needs_lookup: false,
-        });
+        self.calls.push(NewCall::new(
+            target, class, key, request, origin, causation, owner,
+        ));
     }
 }

@@ -58,16 +58,20 @@ impl Registry {
         true
     }
 
-    /// Remembers a released order, keeping at most `per_line_max` per line.
-    pub(crate) fn add_order(&mut self, o: ProductionOrder, per_line_max: usize) {
+    /// Remembers a released order, keeping at most `per_line_max` per line (the oldest go
+    /// first). Returns how many it forgot.
+    pub(crate) fn add_order(&mut self, o: ProductionOrder, per_line_max: usize) -> u64 {
         let q = self.orders.entry(o.line.clone()).or_default();
-        if q.iter().any(|x| x.id == o.id) {
-            return;
+        if q.iter().rev().any(|x| x.id == o.id) {
+            return 0;
         }
         q.push_back(o);
+        let mut evicted = 0;
         while q.len() > per_line_max.max(1) {
             q.pop_front();
+            evicted += 1;
         }
+        evicted
     }
 
     /// The serials a containment must hold, one range per production order: every remembered

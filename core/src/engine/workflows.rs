@@ -4,15 +4,18 @@
 //! idempotency key derived from the correlation and the step (`w1/<nc>/hold`), so that every retry,
 //! duplicate event and recovery asks for the same posting.
 
-use super::{Config, Effects, Registry, Unprocessable};
-use crate::call::{EventRef, Request};
+use super::{Config, Effects, NewCall, Registry, Unprocessable};
+use crate::call::{EventRef, IdempotencyKey, Request};
 use crate::event::EventData;
 use crate::model::*;
 use crate::sabotage::EngineDefect;
 use crate::time::Instant;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+
+/// Released holds remembered for stale refusals ([`Workflows::released_since`]).
+const RELEASED_RANGES_MAX: usize = 4_096;
 
 /// The steps of the containment saga (W1) and its release (W3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -101,6 +104,42 @@ pub(super) enum Retry {
     Confirm(ProductionConfirmation),
 }
 
+/// What a line control or an order-status change is sequenced on. A target applies such calls in
+/// the order they land, and a stop of a stopped station (or an interruption of an interrupted
+/// order) is a no-op: an earlier NC's resume still in flight would undo a later NC's stop. So
+/// one call at a time goes per station and per order, in the order the workflows asked.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+enum Gate {
+    Station(StationId),
+    Order(OrderId),
+}
+
+impl Gate {
+    fn of(r: &Request) -> Option<Gate> {
+        match r {
+            Request::ControlStation(c) => Some(Gate::Station(c.station.clone())),
+            Request::SetOrderStatus { order, .. } => Some(Gate::Order(order.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// The call a gate lets through (until it is done or refused) and those waiting behind it.
+/// A transient dead letter keeps its gate busy: it is replayed once the target answers again.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct GateQueue {
+    busy: Option<IdempotencyKey>,
+    waiting: VecDeque<NewCall>,
+}
+
+/// A breakdown whose station has no known asset placement yet.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct WaitingBreakdown {
+    station: StationId,
+    code: String,
+    origin: EventRef,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 enum StepState {
     #[default]
@@ -126,6 +165,9 @@ struct Containment {
     waiting_slot: Option<u64>,
     /// Confirmations parked behind this hold (they wait in [`Workflows::parked`]).
     parked: usize,
+    /// Per hold, whether its release sets the order resumed (no other NC holds the order): sent
+    /// once every hold of the NC is released, so an order never runs before its inventory is free.
+    resume_orders: Vec<bool>,
 }
 
 /// A production confirmation waiting for the release of the hold over its serials.
@@ -177,6 +219,14 @@ pub(super) struct Workflows {
     /// resumes the station only if no other NC is listed, without walking every containment ever
     /// made (they are kept, and a long-running engine holds thousands).
     unreleased: FxHashMap<StationId, Vec<NcId>>,
+    /// Per production order, the contained NCs whose release has not started: only the last of
+    /// them to be released sets the order resumed.
+    unreleased_orders: FxHashMap<OrderId, Vec<NcId>>,
+    /// Line controls and order-status changes, one at a time per station and per order. An idle
+    /// gate with nothing waiting is removed, so this holds only stations and orders in motion.
+    gates: FxHashMap<Gate, GateQueue>,
+    /// Breakdowns waiting for their station's asset placement, by enrichment slot.
+    breakdowns_waiting: BTreeMap<u64, WaitingBreakdown>,
     /// The holds in force (posted or about to be, not yet released), by NC: what W6 confirmations
     /// are checked against, without walking every containment ever made.
     active_holds: BTreeMap<NcId, Vec<SerialRange>>,
@@ -198,6 +248,10 @@ pub(super) struct Workflows {
     /// NCs waiting for the registry to know their station or line's order.
     waiting: BTreeMap<u64, NcId>,
     next_slot: u64,
+    /// Serials of the latest released holds, with the disposition's decision and when the
+    /// release completed (at most [`RELEASED_RANGES_MAX`], oldest forgotten first): a confirmation
+    /// refused while one of them was still in force is sent again.
+    released_ranges: VecDeque<(SerialRange, Option<DispositionDecision>, Instant)>,
     /// Scratch for building idempotency keys.
     #[serde(skip)]
     key_buf: String,
@@ -220,7 +274,13 @@ impl Workflows {
         match data {
             EventData::OrderReleased(o) => {
                 let dispatch = key(format_args!("w6/dispatch/{}", o.id));
-                reg.add_order(o.clone(), cfg.orders_per_line_max);
+                let per_line_max = if cfg.has_defect(EngineDefect::OrdersForgottenEarly) {
+                    8
+                } else {
+                    cfg.orders_per_line_max
+                };
+                stats.orders_evicted += reg.add_order(o.clone(), per_line_max);
+                fx.registry_grew = true;
                 fx.call(
                     System::Mes,
                     class,
@@ -259,13 +319,17 @@ impl Workflows {
                 if a.severity < AlarmSeverity::Fault {
                     stats.alarms_filtered += 1;
                 } else {
-                    self.breakdown(&a.station, &a.code, reg, origin, fx);
+                    self.breakdown(&a.station, &a.code, reg, cfg, now, origin, fx);
                 }
             }
             EventData::MachineStateChanged(m) => {
                 if m.state == StationState::Down {
                     let code = m.code.unwrap_or_else(|| "machine down".into());
-                    self.breakdown(&m.station, &code, reg, origin, fx);
+                    self.breakdown(&m.station, &code, reg, cfg, now, origin, fx);
+                } else if !cfg.has_defect(EngineDefect::BreakdownFoldedIntoCompleted) {
+                    // MES says the machine runs again: that breakdown is over, whenever CMMS's
+                    // completion of its work order arrives. The next Down is a new breakdown.
+                    self.breakdowns_open.remove(&m.station);
                 }
             }
             EventData::ProductionConfirmed(c) => self.confirm(c, origin, class, cfg, fx, stats),
@@ -273,6 +337,7 @@ impl Workflows {
                 if let MasterDataPayload::Asset(p) = &r.payload
                     && reg.apply_placement(r.version, p.clone())
                 {
+                    fx.registry_grew = true;
                     self.retry_waiting(reg, cfg, now, fx);
                 }
                 for &consumer in r.kind().consumers() {
@@ -364,6 +429,13 @@ impl Workflows {
             .entry(nc.station.clone())
             .or_default()
             .push(id.clone());
+        for h in &holds {
+            self.unreleased_orders
+                .entry(h.order.clone())
+                .or_default()
+                .push(id.clone());
+        }
+        let mut gated = Vec::with_capacity(holds.len() + 1);
         let causes = vec![origin.clone()];
         let own = |step| Owner::Containment {
             nc: id.clone(),
@@ -385,7 +457,7 @@ impl Workflows {
                 causes.clone(),
                 own(Step::Hold),
             );
-            fx.call(
+            gated.push(NewCall::new(
                 System::Erp,
                 class,
                 nth(key(format_args!("w1/{id}/order-status")), i),
@@ -397,7 +469,7 @@ impl Workflows {
                 &origin,
                 causes.clone(),
                 own(Step::Interrupt),
-            );
+            ));
         }
         fx.call(
             System::Cmms,
@@ -423,7 +495,7 @@ impl Workflows {
             causes.clone(),
             own(Step::WorkOrder),
         );
-        fx.call(
+        gated.push(NewCall::new(
             System::Mes,
             class,
             key(format_args!("w1/{id}/stop")),
@@ -435,11 +507,104 @@ impl Workflows {
             &origin,
             causes,
             own(Step::Stop),
-        );
+        ));
+        for call in gated {
+            self.control(cfg, fx, call);
+        }
+    }
+
+    /// Every hold of `id` is released: the orders no other NC holds are set resumed.
+    fn resume_orders(&mut self, id: &NcId, cfg: &Config, fx: &mut Effects) {
+        let Some(c) = self.containments.get(id) else {
+            return;
+        };
+        let (Some((_, nc_origin, _)), Some((_, d_origin, class)), Some(completion)) =
+            (&c.nc, &c.disposition, &c.completion)
+        else {
+            return;
+        };
+        let causes = vec![nc_origin.clone(), completion.clone(), d_origin.clone()];
+        let calls: Vec<NewCall> = (c.holds.iter().enumerate())
+            .filter(|(i, _)| c.resume_orders.get(*i).copied().unwrap_or(true))
+            .map(|(i, hold)| {
+                NewCall::new(
+                    System::Erp,
+                    *class,
+                    nth(key(format_args!("w3/{id}/order-status")), i),
+                    Request::SetOrderStatus {
+                        order: hold.order.clone(),
+                        status: OrderStatus::Resumed,
+                        reason: format!("NC {id} dispositioned"),
+                    },
+                    d_origin,
+                    causes.clone(),
+                    Owner::Containment {
+                        nc: id.clone(),
+                        step: Step::ResumeOrder,
+                    },
+                )
+            })
+            .collect();
+        for call in calls {
+            self.control(cfg, fx, call);
+        }
+    }
+
+    /// Sends a line control or order-status change through its gate: at once when nothing is in
+    /// motion for that station or order, else after the calls before it.
+    fn control(&mut self, cfg: &Config, fx: &mut Effects, call: NewCall) {
+        let gate = if cfg.has_defect(EngineDefect::ControlsUnsequenced) {
+            None
+        } else {
+            Gate::of(&call.request)
+        };
+        let Some(gate) = gate else {
+            fx.calls.push(call);
+            return;
+        };
+        let q = self.gates.entry(gate).or_default();
+        if q.busy.is_some() {
+            q.waiting.push_back(call);
+        } else {
+            q.busy = Some(call.key.clone());
+            fx.calls.push(call);
+        }
+    }
+
+    /// The call with `key` is over (done or refused for good): its gate lets the next one go.
+    fn control_over(&mut self, key: &IdempotencyKey, request: &Request, fx: &mut Effects) {
+        let Some(gate) = Gate::of(request) else {
+            return;
+        };
+        let Some(q) = self.gates.get_mut(&gate) else {
+            return;
+        };
+        if q.busy.as_ref() != Some(key) {
+            return;
+        }
+        match q.waiting.pop_front() {
+            Some(next) => {
+                q.busy = Some(next.key.clone());
+                fx.calls.push(next);
+            }
+            None => {
+                self.gates.remove(&gate);
+            }
+        }
     }
 
     /// Tries again the NCs waiting for enrichment (their expiry timers are already set).
     fn retry_waiting(&mut self, reg: &Registry, cfg: &Config, now: Instant, fx: &mut Effects) {
+        if !self.breakdowns_waiting.is_empty() {
+            let ready: Vec<u64> = (self.breakdowns_waiting.iter())
+                .filter(|(_, b)| reg.placement(&b.station).is_some())
+                .map(|(slot, _)| *slot)
+                .collect();
+            for slot in ready {
+                let b = self.breakdowns_waiting.remove(&slot).expect("listed");
+                self.breakdown(&b.station, &b.code, reg, cfg, now, b.origin, fx);
+            }
+        }
         if self.waiting.is_empty() {
             return;
         }
@@ -449,7 +614,38 @@ impl Workflows {
         }
     }
 
+    /// Whether an unprocessable event's step could now be applied: the master data it waited
+    /// for has arrived.
+    pub(super) fn retry_ready(&self, retry: &Retry, reg: &Registry) -> bool {
+        match retry {
+            Retry::Contain(nc) => self
+                .containments
+                .get(nc)
+                .and_then(|c| c.nc.as_ref())
+                .and_then(|(nc, _, _)| {
+                    let p = reg.placement(&nc.station)?;
+                    (!reg.hold_ranges(&p.line, nc.serials).is_empty()).then_some(())
+                })
+                .is_some(),
+            Retry::Breakdown { station, .. } => reg.placement(station).is_some(),
+            Retry::Confirm(_) => false,
+        }
+    }
+
     pub(super) fn enrichment_expired(&mut self, slot: u64, fx: &mut Effects) {
+        if let Some(b) = self.breakdowns_waiting.remove(&slot) {
+            fx.unprocessable.push(Unprocessable {
+                origin: b.origin.clone(),
+                causation: vec![b.origin],
+                class: LatencyClass::Critical,
+                detail: format!("station {} has no known asset placement", b.station),
+                retry: Retry::Breakdown {
+                    station: b.station,
+                    code: b.code,
+                },
+            });
+            return;
+        }
         let Some(id) = self.waiting.remove(&slot) else {
             return;
         };
@@ -517,8 +713,28 @@ impl Workflows {
         let (decision, d_origin, class, station) =
             (d.decision, d_origin.clone(), *class, station.clone());
         let causes = vec![nc_origin.clone(), completion.clone(), d_origin.clone()];
+        // An order another NC still holds stays interrupted: the last release resumes it.
+        let mut resume_order = Vec::with_capacity(c.holds.len());
+        for hold in &c.holds {
+            let mut held_by_other = false;
+            if let Some(ncs) = self.unreleased_orders.get_mut(&hold.order) {
+                held_by_other = ncs.iter().any(|other| other != id);
+                ncs.retain(|other| other != id);
+                if ncs.is_empty() {
+                    self.unreleased_orders.remove(&hold.order);
+                }
+            }
+            resume_order
+                .push(!held_by_other || cfg.has_defect(EngineDefect::OrderResumedUnderOtherHold));
+        }
+        let order_resumes = resume_order.iter().filter(|r| **r).count() as u32;
         c.start(Step::Release, n);
-        c.start(Step::ResumeOrder, n);
+        if order_resumes == 0 {
+            c.steps[Step::ResumeOrder.index()] = StepState::Done;
+        } else {
+            c.start(Step::ResumeOrder, order_resumes);
+        }
+        c.resume_orders = resume_order;
         if let Some(ncs) = self.unreleased.get_mut(&station) {
             ncs.retain(|other| other != id);
             if ncs.is_empty() {
@@ -534,6 +750,7 @@ impl Workflows {
             nc: id.clone(),
             step,
         };
+        let mut gated = Vec::with_capacity(c.holds.len() + 1);
         for (i, hold) in c.holds.iter().enumerate() {
             fx.call(
                 System::Erp,
@@ -547,36 +764,25 @@ impl Workflows {
                 causes.clone(),
                 own(Step::Release),
             );
-            fx.call(
-                System::Erp,
+        }
+        if !station_still_contained {
+            gated.push(NewCall::new(
+                System::Mes,
                 class,
-                nth(key(format_args!("w3/{id}/order-status")), i),
-                Request::SetOrderStatus {
-                    order: hold.order.clone(),
-                    status: OrderStatus::Resumed,
+                key(format_args!("w3/{id}/resume")),
+                Request::ControlStation(LineControl {
+                    station,
+                    action: LineAction::Resume,
                     reason: format!("NC {id} dispositioned"),
-                },
+                }),
                 &d_origin,
-                causes.clone(),
-                own(Step::ResumeOrder),
-            );
+                causes,
+                own(Step::ResumeStation),
+            ));
         }
-        if station_still_contained {
-            return;
+        for call in gated {
+            self.control(cfg, fx, call);
         }
-        fx.call(
-            System::Mes,
-            class,
-            key(format_args!("w3/{id}/resume")),
-            Request::ControlStation(LineControl {
-                station,
-                action: LineAction::Resume,
-                reason: format!("NC {id} dispositioned"),
-            }),
-            &d_origin,
-            causes,
-            own(Step::ResumeStation),
-        );
     }
 
     fn complete_work_order(
@@ -670,15 +876,38 @@ impl Workflows {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn breakdown(
         &mut self,
         station: &StationId,
         code: &str,
         reg: &Registry,
+        cfg: &Config,
+        now: Instant,
         origin: EventRef,
         fx: &mut Effects,
     ) {
         if self.breakdowns_open.contains_key(station) {
+            return;
+        }
+        let lost = cfg.has_defect(EngineDefect::BreakdownBeforePlacementLost);
+        if reg.placement(station).is_none() && !lost {
+            // Wait for the placement like an NC does (one breakdown per station at a time);
+            // after `enrichment_wait` it goes to the dead-letter queue, replayed once the
+            // placement arrives.
+            if !(self.breakdowns_waiting.values()).any(|b| b.station == *station) {
+                let slot = self.next_slot;
+                self.next_slot += 1;
+                self.breakdowns_waiting.insert(
+                    slot,
+                    WaitingBreakdown {
+                        station: station.clone(),
+                        code: code.to_owned(),
+                        origin,
+                    },
+                );
+                fx.enrichment_timers.push((now + cfg.enrichment_wait, slot));
+            }
             return;
         }
         let Some(p) = reg.placement(station) else {
@@ -797,7 +1026,9 @@ impl Workflows {
                     self.try_contain(&nc, reg, cfg, now, fx);
                 }
             }
-            Retry::Breakdown { station, code } => self.breakdown(&station, &code, reg, origin, fx),
+            Retry::Breakdown { station, code } => {
+                self.breakdown(&station, &code, reg, cfg, now, origin, fx)
+            }
             Retry::Confirm(c) => self.confirm(c, origin, class, cfg, fx, stats),
         }
     }
@@ -870,7 +1101,14 @@ impl Workflows {
     /// A call was refused for good (dead-lettered, not transient). A refused hold is not in force:
     /// the confirmations parked behind it go to the dead-letter queue (a replay confirms them)
     /// instead of waiting for a release that will not come.
-    pub(super) fn call_refused(&mut self, owner: &Owner, fx: &mut Effects) {
+    pub(super) fn call_refused(
+        &mut self,
+        owner: &Owner,
+        key: &IdempotencyKey,
+        request: &Request,
+        fx: &mut Effects,
+    ) {
+        self.control_over(key, request, fx);
         let Owner::Containment {
             nc,
             step: Step::Hold,
@@ -898,7 +1136,31 @@ impl Workflows {
         self.released = released;
     }
 
-    pub(super) fn call_done(&mut self, owner: &Owner, cfg: &Config, fx: &mut Effects) {
+    /// Whether a hold over any of `serials` was released after `at` (and none is in force now):
+    /// the decision of the latest such release.
+    pub(super) fn released_since(
+        &self,
+        serials: &SerialRange,
+        at: Instant,
+    ) -> Option<Option<DispositionDecision>> {
+        if self.holding(serials).is_some() {
+            return None;
+        }
+        (self.released_ranges.iter().rev())
+            .find(|(r, _, done)| *done >= at && r.overlaps(serials))
+            .map(|(_, d, _)| *d)
+    }
+
+    pub(super) fn call_done(
+        &mut self,
+        owner: &Owner,
+        key: &IdempotencyKey,
+        request: &Request,
+        cfg: &Config,
+        now: Instant,
+        fx: &mut Effects,
+    ) {
+        self.control_over(key, request, fx);
         match owner {
             Owner::None => {}
             Owner::Containment { nc, step } => {
@@ -918,9 +1180,25 @@ impl Workflows {
                 }
                 c.steps[step.index()] = StepState::Done;
                 if *step == Step::Release {
+                    self.resume_orders(nc, cfg, fx);
+                    let Some(c) = self.containments.get_mut(nc) else {
+                        return;
+                    };
                     self.active_holds.remove(nc);
                     c.parked = 0;
                     let decision = c.disposition.as_ref().map(|(d, _, _)| d.decision);
+                    for h in &c.holds {
+                        if self.released_ranges.len() >= RELEASED_RANGES_MAX {
+                            self.released_ranges.pop_front();
+                        }
+                        self.released_ranges.push_back((h.serials, decision, now));
+                    }
+                    if !cfg.has_defect(EngineDefect::HeldConfirmationsNotReplayed) {
+                        // Confirmations in the dead-letter queue because this hold covered them
+                        // (too many parked, or ERP refused them while it held) go again now.
+                        fx.releases
+                            .push((c.holds.iter().map(|h| h.serials).collect(), decision));
+                    }
                     let mut released = std::mem::take(&mut self.released);
                     released.extend(self.parked.extract_if(.., |p| p.nc == *nc));
                     for Parked {
@@ -928,8 +1206,7 @@ impl Workflows {
                     } in released.drain(..)
                     {
                         if decision == Some(DispositionDecision::Scrap) {
-                            conf.scrap += conf.good;
-                            conf.good = 0;
+                            conf.scrap_all();
                         }
                         // Another hold may still be in force over some of these serials.
                         if let Some(other) = self.holding(&conf.serials) {
