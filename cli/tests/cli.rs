@@ -59,7 +59,7 @@ fn a_passing_scenario_exits_0_and_writes_json_and_junit() {
     ] {
         assert!(!r[key].is_null(), "report lacks {key}");
     }
-    assert_eq!(r["invariants"].as_array().unwrap().len(), 10);
+    assert_eq!(r["invariants"].as_array().unwrap().len(), 14);
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("<testcase name=\"containment\""), "{xml}");
     assert!(xml.contains("failures=\"0\""), "{xml}");

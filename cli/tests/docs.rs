@@ -7,15 +7,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Invariant ids the docs describe before the checker knows them: issue 11 adds them. Delete this
-/// list when issue 11 merges (the test then demands the docs and the checker agree exactly).
-const ADDED_BY_ISSUE_11: [&str; 4] = [
-    "repairs",
-    "inventory-accuracy",
-    "order-status",
-    "no-stranded-events",
-];
-
 fn docs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs")
 }
@@ -216,10 +207,9 @@ fn the_invariant_ids_of_the_docs_are_the_checkers() {
         .filter_map(|l| l.strip_prefix("## `"))
         .map(|l| l.trim_end_matches('`').to_owned())
         .collect();
-    let mut known: BTreeSet<String> = InvariantId::ALL
+    let known: BTreeSet<String> = InvariantId::ALL
         .iter()
         .map(|i| i.as_str().to_owned())
         .collect();
-    known.extend(ADDED_BY_ISSUE_11.iter().map(|s| s.to_string()));
     assert_eq!(documented, known, "docs/invariants.md vs the checker's ids");
 }

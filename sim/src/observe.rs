@@ -37,7 +37,8 @@ const RATE_SAMPLES_MAX: usize = 256;
 /// The invariants whose every violation is final the moment it happens: a prefix of the run that
 /// breaks them cannot be repaired by what follows (a duplicate posting, a release before its hold,
 /// a unit produced while stopped, effects out of causal order). The others (containment, cost
-/// capture, no lost events, audit chain, master data, SLO) are judged at the end of the drain;
+/// capture, no lost events, audit chain, master data, repairs, inventory accuracy, order status,
+/// stranded events, SLO) are judged at the end of the drain;
 /// while the run goes on, their shortfalls are work still under way.
 pub const JUDGED_WHILE_RUNNING: [&str; 4] = [
     "no-duplicate-postings",

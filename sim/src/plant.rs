@@ -44,6 +44,10 @@ pub struct Station {
     pub inspections: u64,
     pub failures: u64,
     pub breakdowns: u64,
+    /// Each breakdown: when the machine went down and, once repaired, when it ran again.
+    pub breakdown_log: Vec<(Instant, Option<Instant>)>,
+    /// When a technician was sent to this station (for any work order).
+    pub technicians_sent: Vec<Instant>,
     /// Pending breakdown timer, to cancel on a stop (machines do not fail while idle).
     pub breakdown_timer: Option<u64>,
 }
@@ -104,8 +108,25 @@ pub struct Line {
     pub running: bool,
     pub orders_released: u64,
     pub units_completed: u64,
+    /// The serials that left the line finished, as runs of consecutive serials per order.
+    pub produced: Vec<(OrderId, SerialRange)>,
     /// The first serial of this line's serial space.
     pub serial_base: u64,
+}
+
+impl Line {
+    /// Records that `serial` of `order` left the line finished.
+    pub fn record_produced(&mut self, order: &OrderId, serial: u64) {
+        if let Some((o, r)) = self.produced.last_mut()
+            && o == order
+            && r.last().checked_add(1) == Some(serial)
+        {
+            *r = SerialRange::new(r.first(), serial).expect("grows upwards");
+            return;
+        }
+        let one = SerialRange::new(serial, serial).expect("one serial");
+        self.produced.push((order.clone(), one));
+    }
 }
 
 /// One plant.
@@ -162,6 +183,8 @@ impl Plant {
                         inspections: 0,
                         failures: 0,
                         breakdowns: 0,
+                        breakdown_log: Vec::new(),
+                        technicians_sent: Vec::new(),
                         breakdown_timer: None,
                     });
                 }
@@ -174,6 +197,7 @@ impl Plant {
                     running: false,
                     orders_released: 0,
                     units_completed: 0,
+                    produced: Vec::new(),
                     serial_base: serial_base(pi, l),
                 });
             }

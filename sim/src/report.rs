@@ -47,7 +47,12 @@ pub struct Counts {
     pub line_stops: u64,
     pub cost_postings: u64,
     pub master_data_records: u64,
+    /// Dead letters still in the queue at the end of the run.
     pub dead_letters: u64,
+    /// Dead letters replayed during the run (the engine's own probes and replays once a cause is
+    /// gone); not counted in `dead_letters` once replayed.
+    #[serde(default)]
+    pub dead_letters_replayed: u64,
     pub retries: u64,
     pub duplicates_absorbed: u64,
     pub core_crashes: u64,
@@ -67,29 +72,13 @@ impl Counts {
             "cost_postings" => self.cost_postings,
             "master_data_records" => self.master_data_records,
             "dead_letters" => self.dead_letters,
+            "dead_letters_replayed" => self.dead_letters_replayed,
             "retries" => self.retries,
             "duplicates_absorbed" => self.duplicates_absorbed,
             "core_crashes" => self.core_crashes,
             _ => return None,
         })
     }
-
-    /// Every count name, in report order.
-    pub const NAMES: [&'static str; 13] = [
-        "units",
-        "inspections",
-        "nonconformances",
-        "holds",
-        "releases",
-        "work_orders",
-        "line_stops",
-        "cost_postings",
-        "master_data_records",
-        "dead_letters",
-        "retries",
-        "duplicates_absorbed",
-        "core_crashes",
-    ];
 }
 
 /// End-to-end business latency of one class: source event → effect in the target's ledger.

@@ -75,7 +75,8 @@ pub fn report(w: &World, seed: u64, trace_hash: String, wall_s: f64) -> Report {
             .iter()
             .map(|l| l.count(PostingKind::MasterDataPublished) as u64)
             .sum(),
-        dead_letters: stats.dead_letters,
+        dead_letters: w.engine().map_or(0, |e| e.dead_letters().count() as u64),
+        dead_letters_replayed: stats.dead_letters_replayed,
         retries: stats.retries,
         duplicates_absorbed: stats.duplicates_absorbed,
         core_crashes: w.counts.core_crashes,

@@ -554,13 +554,21 @@ pub enum InvariantId {
     AuditChain,
     /// `master-data-monotonic`
     MasterDataMonotonic,
+    /// `repairs`
+    Repairs,
+    /// `inventory-accuracy`
+    InventoryAccuracy,
+    /// `order-status`
+    OrderStatus,
+    /// `no-stranded-events`
+    NoStrandedEvents,
     /// `slo`
     Slo,
 }
 
 impl InvariantId {
     /// Every invariant, in report order.
-    pub const ALL: [InvariantId; 10] = [
+    pub const ALL: [InvariantId; 14] = [
         InvariantId::NoDuplicatePostings,
         InvariantId::HoldBeforeRelease,
         InvariantId::Containment,
@@ -570,6 +578,10 @@ impl InvariantId {
         InvariantId::CausalOrder,
         InvariantId::AuditChain,
         InvariantId::MasterDataMonotonic,
+        InvariantId::Repairs,
+        InvariantId::InventoryAccuracy,
+        InvariantId::OrderStatus,
+        InvariantId::NoStrandedEvents,
         InvariantId::Slo,
     ];
 
@@ -585,6 +597,10 @@ impl InvariantId {
             InvariantId::CausalOrder => "causal-order",
             InvariantId::AuditChain => "audit-chain",
             InvariantId::MasterDataMonotonic => "master-data-monotonic",
+            InvariantId::Repairs => "repairs",
+            InvariantId::InventoryAccuracy => "inventory-accuracy",
+            InvariantId::OrderStatus => "order-status",
+            InvariantId::NoStrandedEvents => "no-stranded-events",
             InvariantId::Slo => "slo",
         }
     }
@@ -666,6 +682,8 @@ pub enum Count {
     MasterDataRecords,
     /// `dead_letters`
     DeadLetters,
+    /// `dead_letters_replayed`
+    DeadLettersReplayed,
     /// `retries`
     Retries,
     /// `duplicates_absorbed`
@@ -676,7 +694,7 @@ pub enum Count {
 
 impl Count {
     /// Every count, in report order.
-    pub const ALL: [Count; 13] = [
+    pub const ALL: [Count; 14] = [
         Count::Units,
         Count::Inspections,
         Count::Nonconformances,
@@ -687,6 +705,7 @@ impl Count {
         Count::CostPostings,
         Count::MasterDataRecords,
         Count::DeadLetters,
+        Count::DeadLettersReplayed,
         Count::Retries,
         Count::DuplicatesAbsorbed,
         Count::CoreCrashes,
@@ -705,6 +724,7 @@ impl Count {
             Count::CostPostings => "cost_postings",
             Count::MasterDataRecords => "master_data_records",
             Count::DeadLetters => "dead_letters",
+            Count::DeadLettersReplayed => "dead_letters_replayed",
             Count::Retries => "retries",
             Count::DuplicatesAbsorbed => "duplicates_absorbed",
             Count::CoreCrashes => "core_crashes",

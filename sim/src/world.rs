@@ -110,6 +110,8 @@ pub struct Emitted {
     pub acked: bool,
     /// Still in an edge buffer at the end.
     pub buffered: bool,
+    /// The station a breakdown, alarm or NC event is about: what it needs master data for.
+    pub station: Option<StationId>,
 }
 
 /// What the world remembers of a call key: the event that started it and its class.
@@ -884,6 +886,7 @@ impl World {
             if let Some((oid, mat)) = order {
                 let sid = self.plant.stations[last_station].id.clone();
                 let _ = self.mes[pi].unit_completed(now, &sid, serial, &oid, &mat, true);
+                self.plant.lines[line].record_produced(&oid, serial);
             }
             self.plant.lines[line].units_completed += 1;
         }
@@ -941,6 +944,7 @@ impl World {
         }
         st.down = true;
         st.breakdowns += 1;
+        st.breakdown_log.push((now, None));
         let pi = st.plant;
         let code = format!("E{:03}", 100 + st.breakdowns % 900);
         let id = st.id.clone();
@@ -954,11 +958,14 @@ impl World {
         let mut new = Vec::new();
         for e in &entries[self.cmms_cursor..] {
             if let plantloop_mocks::Posting::WorkOrderCreated(wo) = &e.posting {
-                new.push(wo.id.clone());
+                new.push((wo.id.clone(), wo.station.clone()));
             }
         }
         self.cmms_cursor = entries.len();
-        for wo in new {
+        for (wo, station) in new {
+            if let Some(s) = self.plant.station_index(&station) {
+                self.plant.stations[s].technicians_sent.push(now);
+            }
             let response = self.rng_people.exponential(Duration::from_mins(10));
             self.kernel
                 .schedule_at(now + response, Ev::TechArrives(Box::new(wo)));
@@ -1033,6 +1040,9 @@ impl World {
         st.drift_since = None;
         let was_down = st.down;
         st.down = false;
+        if was_down && let Some((_, up)) = st.breakdown_log.last_mut() {
+            *up = Some(now);
+        }
         let id = st.id.clone();
         if was_down {
             let _ = self.mes[pi].machine_up(now, &id);
@@ -1192,6 +1202,13 @@ impl World {
             self.confirmations_emitted
                 .push((event.event_ref(), c.clone()));
         }
+        use plantloop_core::event::EventData as D;
+        let station = match &event.data {
+            D::MachineStateChanged(m) => Some(m.station.clone()),
+            D::AlarmRaised(a) => Some(a.station.clone()),
+            D::NonconformanceCreated(nc) => Some(nc.station.clone()),
+            _ => None,
+        };
         self.emitted.insert(
             event.event_ref(),
             Emitted {
@@ -1199,6 +1216,7 @@ impl World {
                 event_type: event.event_type().name(),
                 acked: false,
                 buffered: false,
+                station,
             },
         );
         let decision = self.targets[system.index()]

@@ -106,8 +106,8 @@ fn violation(r: &Report, id: &str) -> serde_json::Value {
 #[test]
 fn catches_no_duplicate_postings() {
     // A legacy ERP ignores idempotency keys; MES delivers confirmations twice. Without ingress
-    // dedupe, the second copy is posted again.
-    let r = catches(
+    // dedupe, the second copy is posted again (and ERP counts those units twice).
+    let s = scenario(
         r#"
 [systems]
 erp = "legacy"
@@ -117,8 +117,12 @@ kind = "duplicate-delivery"
 system = "mes"
 probability = 0.5
 "#,
+        SLO,
+    );
+    let r = catches_exactly(
+        &s,
         Defect::Engine(EngineDefect::NoIngressDedupe),
-        "no-duplicate-postings",
+        &["no-duplicate-postings", "inventory-accuracy"],
     );
     let v = violation(&r, "no-duplicate-postings");
     assert_eq!(v["system"], "erp");
@@ -179,8 +183,8 @@ fn catches_cost_capture() {
 #[test]
 fn catches_no_lost_events() {
     // A 4-hour WAN outage: the edge must buffer everything MES emits meanwhile (and the
-    // objectives allow for the outage).
-    let r = catches_with_slo(
+    // objectives allow for the outage). The confirmations it drops never reach ERP either.
+    let s = scenario(
         r#"
 [[fault]]
 kind = "wan-outage"
@@ -189,8 +193,11 @@ at = "4h"
 for = "4h"
 "#,
         r#"slo = { critical_p99 = "5h", transactional_p99 = "5h" }"#,
+    );
+    let r = catches_exactly(
+        &s,
         Defect::EdgeDropsWhenFull { capacity: 5 },
-        "no-lost-events",
+        &["no-lost-events", "inventory-accuracy"],
     );
     let v = violation(&r, "no-lost-events");
     assert!(
@@ -277,7 +284,10 @@ downtime = "1m"
     );
     assert!(failed_ids(&run_with(&s, None)).is_empty());
     let broken = run_with(&s, Some(Defect::Engine(EngineDefect::NoJournalReplay)));
-    assert_eq!(failed_ids(&broken), ["no-lost-events", "audit-chain"]);
+    assert_eq!(
+        failed_ids(&broken),
+        ["no-lost-events", "audit-chain", "inventory-accuracy"]
+    );
     let v = violation(&broken, "no-lost-events");
     assert_eq!(v["holds_not_released"][0], "H-NC-000001", "{v}");
 }
@@ -313,4 +323,182 @@ fn catches_a_station_resumed_while_another_nc_keeps_it_stopped() {
         v["resume_at_s"].as_f64().unwrap() > v["hold_at_s"].as_f64().unwrap(),
         "{v}"
     );
+}
+
+/// [`BASE`] with `plant` added to its plant table (machines, orders), `extra` tables after it,
+/// and objectives `slo`.
+fn scenario_with_plant(plant: &str, extra: &str, slo: &str) -> Scenario {
+    let base = BASE.replace(
+        "cycle_time = \"60s\"\n",
+        &format!("cycle_time = \"60s\"\n{plant}\n"),
+    );
+    let base = if plant.contains("orders =") {
+        base.replace("orders = { size = 300, material = \"ASSY-100\" }\n", "")
+    } else {
+        base
+    };
+    let text = format!("{base}\n{extra}\n[expect]\ninvariants = [\"all\"]\n{slo}\n");
+    Scenario::from_str(&text, "catches.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `s` without and with `defect`: the first passes everything, the second fails exactly
+/// `ids` (a defect whose damage two invariants see names both).
+fn catches_exactly(s: &Scenario, defect: Defect, ids: &[&str]) -> Report {
+    let clean = run_with(s, None);
+    assert!(
+        failed_ids(&clean).is_empty(),
+        "the control run fails {:?} (seed={}): {:#?}",
+        failed_ids(&clean),
+        clean.seed,
+        clean
+            .invariants
+            .iter()
+            .filter(|i| !i.passed)
+            .collect::<Vec<_>>()
+    );
+    let broken = run_with(s, Some(defect));
+    assert_eq!(
+        failed_ids(&broken),
+        ids,
+        "{defect:?} (seed={}): {:#?}",
+        broken.seed,
+        broken
+            .invariants
+            .iter()
+            .filter(|i| !i.passed)
+            .collect::<Vec<_>>()
+    );
+    broken
+}
+
+/// Objectives that allow for events reordered by up to an hour.
+const SLO_REORDERED: &str = r#"slo = { critical_p99 = "2h", transactional_p99 = "3h" }"#;
+
+#[test]
+fn catches_repairs() {
+    // Machines that break often and CMMS events that arrive late: a new breakdown overtakes the
+    // completion of the station's previous work order. An engine that ends a breakdown only at
+    // that completion folds the new one into the old order, and no technician comes.
+    let s = scenario_with_plant(
+        r#"machines = { mtbf = "90m", mttr = "15m" }"#,
+        r#"
+[[fault]]
+kind = "reorder"
+system = "cmms"
+window = "40m"
+"#,
+        SLO_REORDERED,
+    );
+    let r = catches_exactly(
+        &s,
+        Defect::Engine(EngineDefect::BreakdownFoldedIntoCompleted),
+        &["repairs"],
+    );
+    let v = violation(&r, "repairs");
+    assert!(v["station"].as_str().unwrap().starts_with("P1-L1-"), "{v}");
+}
+
+#[test]
+fn catches_inventory_accuracy() {
+    // ERP fails often while the NC forms: a confirmation retried across the hold's posting is
+    // refused by ERP (its serials are held) and dead-lettered. An engine that does not send it
+    // again after the release leaves ERP short of those units; the letter is stranded too.
+    let s = scenario(
+        r#"
+[[fault]]
+kind = "endpoint-errors"
+system = "erp"
+at = "1h50m"
+for = "2h"
+rate = 0.8
+"#,
+        SLO_REORDERED,
+    );
+    // A seed where a confirmation is refused while the hold is in force (found by trying seeds).
+    let s = Scenario { seed: 16, ..s };
+    let r = catches_exactly(
+        &s,
+        Defect::Engine(EngineDefect::HeldConfirmationsNotReplayed),
+        &["inventory-accuracy", "no-stranded-events"],
+    );
+    let v = violation(&r, "inventory-accuracy");
+    assert!(v["not_confirmed_units"].as_u64().unwrap() >= 1, "{v}");
+}
+
+#[test]
+fn catches_order_status() {
+    // Two drifting stations on one line, one big order: two NCs hold the same order. An engine
+    // that resumes the order at the first release sets it going under the second NC's hold.
+    let s = scenario_with_plant(
+        r#"orders = { size = 2000, material = "ASSY-100" }"#,
+        r#"
+[[drift]]
+station = "P1-L1-S3"
+at = "2h"
+defect_rate = 0.9
+"#,
+        SLO,
+    );
+    // Both drift hard from the same takt, so both NCs form before the first stop halts the line.
+    let drifts = (s.drifts.iter())
+        .map(|d| plantloop_sim::scenario::Drift {
+            defect_rate: 1.0,
+            ..d.clone()
+        })
+        .collect();
+    let s = Scenario { drifts, ..s };
+    let r = catches_exactly(
+        &s,
+        Defect::Engine(EngineDefect::OrderResumedUnderOtherHold),
+        &["order-status"],
+    );
+    let v = violation(&r, "order-status");
+    assert_eq!(v["status"], "Resumed", "{v}");
+}
+
+#[test]
+fn catches_no_stranded_events() {
+    // CMMS's asset placements reach the core late, after the first breakdowns. An engine that
+    // dead-letters such a breakdown and never applies it once the placement arrives leaves the
+    // station down (repairs) and the letter stranded.
+    let s = scenario_with_plant(
+        r#"machines = { mtbf = "30m", mttr = "15m" }"#,
+        r#"
+[[fault]]
+kind = "reorder"
+system = "cmms"
+at = "0s"
+for = "30m"
+window = "2h"
+"#,
+        SLO_REORDERED,
+    );
+    let r = catches_exactly(
+        &s,
+        Defect::Engine(EngineDefect::BreakdownBeforePlacementLost),
+        &["repairs", "no-stranded-events"],
+    );
+    let v = violation(&r, "no-stranded-events");
+    assert!(v["placement_published_at_s"].as_f64().is_some(), "{v}");
+}
+
+#[test]
+fn catches_a_containment_that_forgets_orders() {
+    // Orders of two units and a slow drift: the NC's suspect serials span more orders than a
+    // registry keeping eight per line remembers, so only some are held.
+    let s = scenario_with_plant(r#"orders = { size = 2, material = "ASSY-100" }"#, "", SLO);
+    let s = Scenario {
+        drifts: vec![plantloop_sim::scenario::Drift {
+            defect_rate: 0.06,
+            ..s.drifts[0].clone()
+        }],
+        ..s
+    };
+    let r = catches_exactly(
+        &s,
+        Defect::Engine(EngineDefect::OrdersForgottenEarly),
+        &["containment"],
+    );
+    let v = violation(&r, "containment");
+    assert_eq!(v["holds_cover_serials"], false, "{v}");
 }
