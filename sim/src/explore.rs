@@ -60,6 +60,8 @@ const VARY_MASTERDATA_COUNT_MAX: u64 = 2_000;
 const VARY_STORM_EVENTS_MAX: u64 = 5_000;
 /// Chance that a fault kind is switched on for a seed.
 const VARY_FAULT_KIND_P: f64 = 0.4;
+/// Chance that one of the stress modes of [`stress`] is switched on for a seed.
+const VARY_STRESS_P: f64 = 0.3;
 /// Default bound on the runs one shrink may spend.
 pub const SHRINK_RUNS_MAX: u32 = 400;
 /// Latency allowance beyond fault windows: the engine's longest retry backoff, its dead-letter
@@ -408,6 +410,15 @@ pub fn vary(base: &Scenario, seed: u64) -> Scenario {
         });
     }
 
+    let mut systems = systems;
+    stress(
+        &tree,
+        duration,
+        &mut plants,
+        &mut systems,
+        &mut drifts,
+        &mut faults,
+    );
     let slo = fault_tolerant_slo(&base.expect.slo, &faults);
     Scenario {
         name: format!("{}-seed-{seed}", base.name),
@@ -428,6 +439,139 @@ pub fn vary(base: &Scenario, seed: u64) -> Scenario {
             slo,
             min: Default::default(),
         },
+    }
+}
+
+/// A window that starts at `start` (clamped inside the run) and lasts `length` at most, ending
+/// before `duration`.
+fn window_at(start: Duration, length: Duration, duration: Duration) -> Window {
+    let start = start.min(minus(duration, Duration::from_secs(60)));
+    Window {
+        start: Instant::ZERO + start,
+        length: length
+            .min(minus(duration, start))
+            .max(Duration::from_secs(1)),
+    }
+}
+
+/// The stress modes of a variation, each switched on for some seeds: the combinations where
+/// workflows interleave (several drifting stations on one line, small orders, short times
+/// between breakdowns, QMS and CMMS events reordered, MES and ERP failing around releases, core
+/// crashes with a legacy MES, asset master data that arrives late). They draw from a stream of
+/// their own, so a seed whose modes are all off varies as it did before they existed.
+fn stress(
+    tree: &SeedTree,
+    duration: Duration,
+    plants: &mut [PlantSpec],
+    systems: &mut Systems,
+    drifts: &mut Vec<Drift>,
+    faults: &mut Vec<Fault>,
+) {
+    let mut rng = tree.derive("stress");
+    let hours = Duration::from_hours;
+    let mins = Duration::from_mins;
+    if rng.bernoulli(VARY_STRESS_P) {
+        // Small orders: a suspect range spans many orders.
+        for p in plants.iter_mut() {
+            p.orders.size = between(&mut rng, 1, 8) as u32;
+        }
+    }
+    if rng.bernoulli(VARY_STRESS_P) {
+        // Machines that break often: a new breakdown soon after a repair.
+        for p in plants.iter_mut() {
+            p.machines = Some(Machines {
+                mtbf: dur_log(&mut rng, hours(1), hours(8)),
+                mttr: dur_log(&mut rng, mins(5), hours(1)),
+            });
+        }
+    }
+    if rng.bernoulli(VARY_STRESS_P) {
+        // Several drifts on one line, some at the same station: NCs that overlap in time,
+        // in orders and at stations.
+        let p = &plants[rng.below(plants.len() as u64) as usize];
+        let line = between(&mut rng, 1, u64::from(p.lines)) as u32;
+        let mut at = dur_between(
+            &mut rng,
+            Duration::ZERO,
+            Duration::from_micros(duration.as_micros() * 3 / 5),
+        );
+        for _ in 0..between(&mut rng, 2, 4) {
+            let station = between(&mut rng, 1, u64::from(p.stations_per_line)) as u32;
+            drifts.push(Drift {
+                station: p.station_id(line, station),
+                at: Instant::ZERO + at.min(minus(duration, mins(1))),
+                defect_rate: prob(&mut rng, 0.2, 0.8),
+            });
+            at = at + dur_log(&mut rng, mins(10), hours(3));
+        }
+    }
+    if rng.bernoulli(VARY_STRESS_P) {
+        // QMS and CMMS events reordered: dispositions, completions and breakdowns overtake.
+        for system in [System::Qms, System::Cmms] {
+            if rng.bernoulli(0.7) {
+                let length = dur_log(&mut rng, hours(1), duration);
+                let start = dur_between(&mut rng, Duration::ZERO, minus(duration, length));
+                faults.push(Fault::Reorder {
+                    system,
+                    active: window_at(start, length, duration),
+                    window: dur_log(&mut rng, mins(1), hours(2)),
+                });
+            }
+        }
+    }
+    if rng.bernoulli(VARY_STRESS_P / 2.0) {
+        // Asset master data late: CMMS's placements reach the core after the first breakdowns.
+        faults.push(Fault::Reorder {
+            system: System::Cmms,
+            active: window_at(
+                Duration::ZERO,
+                dur_log(&mut rng, mins(10), hours(3)),
+                duration,
+            ),
+            window: dur_log(&mut rng, mins(10), hours(2)),
+        });
+        let p = &mut plants[0];
+        p.machines = Some(Machines {
+            mtbf: dur_log(&mut rng, mins(30), hours(3)),
+            mttr: dur_log(&mut rng, mins(5), hours(1)),
+        });
+    }
+    if rng.bernoulli(VARY_STRESS_P / 2.0) {
+        systems.mes = Personality::Legacy;
+    }
+    if rng.bernoulli(VARY_STRESS_P) {
+        // MES and ERP failing, and the core crashing, where releases happen: a few hours after
+        // each drift starts (NC, repair, disposition).
+        let starts: Vec<Duration> = drifts
+            .iter()
+            .map(|d| d.at.saturating_since(Instant::ZERO))
+            .collect();
+        for at in starts {
+            let start = at + dur_between(&mut rng, mins(30), hours(4));
+            let active = window_at(start, dur_log(&mut rng, mins(1), hours(2)), duration);
+            let system = if rng.bernoulli(0.75) {
+                System::Mes
+            } else {
+                System::Erp
+            };
+            faults.push(if rng.bernoulli(0.6) {
+                Fault::EndpointErrors {
+                    system,
+                    active,
+                    rate: prob(&mut rng, 0.3, 0.95),
+                }
+            } else {
+                Fault::EndpointOutage { system, active }
+            });
+            if rng.bernoulli(0.5) {
+                let at =
+                    (at + dur_between(&mut rng, mins(30), hours(5))).min(minus(duration, mins(2)));
+                faults.push(Fault::CoreCrash {
+                    at: Instant::ZERO + at,
+                    downtime: dur_log(&mut rng, Duration::from_secs(1), mins(10)),
+                });
+            }
+        }
     }
 }
 
