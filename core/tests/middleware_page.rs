@@ -192,16 +192,7 @@ fn labour_is_rounded_half_up_to_the_cent_per_entry() {
 
 #[test]
 fn a_v1_nonconformance_is_upcast_asset_related_and_major() {
-    let v1 = serde_json::json!({
-        "specversion": "1.0",
-        "id": "nc-v1",
-        "source": "/plants/P1/qms",
-        "type": "com.plantloop.qms.nonconformance.created.v1",
-        "data": {
-            "id": "NC-7", "station": "P1-L1-S1", "characteristic": "torque",
-            "first_serial": 12, "last_serial": 15, "failures": 3
-        }
-    });
+    let v1 = nc_v1_json();
     let e = parse_event(v1.to_string().as_bytes()).unwrap();
     let EventData::NonconformanceCreated(nc) = e.data else {
         panic!("{:?}", e.data)

@@ -3,7 +3,7 @@
 //! same scenario without the defect passes every invariant.
 
 use plantloop_sim::explore::failed_ids;
-use plantloop_sim::report::Report;
+use plantloop_sim::report::{InvariantResult, Report};
 use plantloop_sim::runner::{RunOptions, run};
 use plantloop_sim::sabotage::{Defect, EngineDefect};
 use plantloop_sim::scenario::Scenario;
@@ -37,7 +37,20 @@ defect_rate = 0.5
 const SLO: &str = r#"slo = { critical_p99 = "5s", transactional_p99 = "2m" }"#;
 
 fn scenario(extra: &str, slo: &str) -> Scenario {
-    let text = format!("{BASE}\n{extra}\n[expect]\ninvariants = [\"all\"]\n{slo}\n");
+    scenario_with_plant("", extra, slo)
+}
+
+/// [`BASE`] with `plant` added to its plant table (machines, or orders in place of BASE's),
+/// `extra` tables after it, and objectives `slo`.
+fn scenario_with_plant(plant: &str, extra: &str, slo: &str) -> Scenario {
+    let mut base = BASE.replace(
+        "cycle_time = \"60s\"\n",
+        &format!("cycle_time = \"60s\"\n{plant}\n"),
+    );
+    if plant.contains("orders =") {
+        base = base.replace("orders = { size = 300, material = \"ASSY-100\" }\n", "");
+    }
+    let text = format!("{base}\n{extra}\n[expect]\ninvariants = [\"all\"]\n{slo}\n");
     Scenario::from_str(&text, "catches.toml").unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -59,39 +72,43 @@ fn catches(extra: &str, defect: Defect, id: &str) -> Report {
 
 /// [`catches`] with other latency objectives.
 fn catches_with_slo(extra: &str, slo: &str, defect: Defect, id: &str) -> Report {
-    let s = scenario(extra, slo);
-    let clean = run_with(&s, None);
+    let (clean, broken) = control_and_broken(&scenario(extra, slo), defect, &[id]);
+    assert!(clean.counts.nonconformances >= 1 && clean.counts.releases >= 1);
+    broken
+}
+
+/// Runs `s` without and with `defect`: the first passes every invariant, the second fails exactly
+/// `ids` (a defect whose damage several invariants see names them all), each with violations that
+/// name what broke.
+fn catches_exactly(s: &Scenario, defect: Defect, ids: &[&str]) -> Report {
+    control_and_broken(s, defect, ids).1
+}
+
+/// [`catches_exactly`], returning the control run too.
+fn control_and_broken(s: &Scenario, defect: Defect, ids: &[&str]) -> (Report, Report) {
+    let failing = |r: &Report| -> Vec<InvariantResult> {
+        r.invariants.iter().filter(|i| !i.passed).cloned().collect()
+    };
+    let clean = run_with(s, None);
     assert!(
         failed_ids(&clean).is_empty(),
         "the control run fails {:?} (seed={}): {:#?}",
         failed_ids(&clean),
         clean.seed,
-        clean
-            .invariants
-            .iter()
-            .filter(|i| !i.passed)
-            .collect::<Vec<_>>()
+        failing(&clean)
     );
-    assert!(clean.counts.nonconformances >= 1 && clean.counts.releases >= 1);
-    let broken = run_with(&s, Some(defect));
+    let broken = run_with(s, Some(defect));
     assert_eq!(
         failed_ids(&broken),
-        [id],
+        ids,
         "{defect:?} (seed={}): {:#?}",
         broken.seed,
-        broken
-            .invariants
-            .iter()
-            .filter(|i| !i.passed)
-            .collect::<Vec<_>>()
+        failing(&broken)
     );
-    let verdict = broken
-        .invariants
-        .iter()
-        .find(|i| i.id == id)
-        .expect("judged");
-    assert!(!verdict.violations.is_empty() && verdict.violations_total >= 1);
-    broken
+    for verdict in failing(&broken) {
+        assert!(!verdict.violations.is_empty() && verdict.violations_total >= 1);
+    }
+    (clean, broken)
 }
 
 fn violation(r: &Report, id: &str) -> serde_json::Value {
@@ -282,11 +299,10 @@ downtime = "1m"
 "#,
         SLO,
     );
-    assert!(failed_ids(&run_with(&s, None)).is_empty());
-    let broken = run_with(&s, Some(Defect::Engine(EngineDefect::NoJournalReplay)));
-    assert_eq!(
-        failed_ids(&broken),
-        ["no-lost-events", "audit-chain", "inventory-accuracy"]
+    let broken = catches_exactly(
+        &s,
+        Defect::Engine(EngineDefect::NoJournalReplay),
+        &["no-lost-events", "audit-chain", "inventory-accuracy"],
     );
     let v = violation(&broken, "no-lost-events");
     assert_eq!(v["holds_not_released"][0], "H-NC-000001", "{v}");
@@ -303,19 +319,10 @@ fn catches_a_station_resumed_while_another_nc_keeps_it_stopped() {
     );
     let text = std::fs::read_to_string(path).unwrap();
     let s = Scenario::from_str(&text, path).unwrap_or_else(|e| panic!("{e}"));
-    let clean = run_with(&s, None);
-    assert!(
-        failed_ids(&clean).is_empty(),
-        "{:?} (seed={})",
-        failed_ids(&clean),
-        clean.seed
-    );
-    let broken = run_with(&s, Some(Defect::Engine(EngineDefect::ResumeWhileContained)));
-    assert_eq!(
-        failed_ids(&broken),
-        ["hold-before-release"],
-        "seed={}",
-        broken.seed
+    let broken = catches_exactly(
+        &s,
+        Defect::Engine(EngineDefect::ResumeWhileContained),
+        &["hold-before-release"],
     );
     let v = violation(&broken, "hold-before-release");
     assert_eq!(v["station"], "P1-L2-S2", "{v}");
@@ -323,52 +330,6 @@ fn catches_a_station_resumed_while_another_nc_keeps_it_stopped() {
         v["resume_at_s"].as_f64().unwrap() > v["hold_at_s"].as_f64().unwrap(),
         "{v}"
     );
-}
-
-/// [`BASE`] with `plant` added to its plant table (machines, orders), `extra` tables after it,
-/// and objectives `slo`.
-fn scenario_with_plant(plant: &str, extra: &str, slo: &str) -> Scenario {
-    let base = BASE.replace(
-        "cycle_time = \"60s\"\n",
-        &format!("cycle_time = \"60s\"\n{plant}\n"),
-    );
-    let base = if plant.contains("orders =") {
-        base.replace("orders = { size = 300, material = \"ASSY-100\" }\n", "")
-    } else {
-        base
-    };
-    let text = format!("{base}\n{extra}\n[expect]\ninvariants = [\"all\"]\n{slo}\n");
-    Scenario::from_str(&text, "catches.toml").unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Runs `s` without and with `defect`: the first passes everything, the second fails exactly
-/// `ids` (a defect whose damage two invariants see names both).
-fn catches_exactly(s: &Scenario, defect: Defect, ids: &[&str]) -> Report {
-    let clean = run_with(s, None);
-    assert!(
-        failed_ids(&clean).is_empty(),
-        "the control run fails {:?} (seed={}): {:#?}",
-        failed_ids(&clean),
-        clean.seed,
-        clean
-            .invariants
-            .iter()
-            .filter(|i| !i.passed)
-            .collect::<Vec<_>>()
-    );
-    let broken = run_with(s, Some(defect));
-    assert_eq!(
-        failed_ids(&broken),
-        ids,
-        "{defect:?} (seed={}): {:#?}",
-        broken.seed,
-        broken
-            .invariants
-            .iter()
-            .filter(|i| !i.passed)
-            .collect::<Vec<_>>()
-    );
-    broken
 }
 
 /// Objectives that allow for events reordered by up to an hour.

@@ -411,8 +411,8 @@ impl Engine {
 
     // ---- inputs --------------------------------------------------------------------------------
 
-    /// Takes one input at time `now` (which must not go backwards; an earlier `now` is treated as
-    /// the latest one seen). Fires due timers first.
+    /// Takes one input at time `now`, which must not go backwards: debug builds assert it, and a
+    /// release build treats an earlier `now` as the latest one seen. Fires due timers first.
     pub fn handle(&mut self, now: Instant, input: Input) -> Ack {
         debug_assert!(
             now >= self.now,
@@ -531,12 +531,8 @@ impl Engine {
             } if lookup => self.finish(id, receipt, AuditAction::FoundExisting),
             Outcome::Found { .. } if lookup => {
                 // Not there: post now, ahead of the queue.
-                let st = self.calls.get_mut(&id).expect("present");
-                st.needs_lookup = false;
-                st.phase = Phase::Queued;
-                let class = st.class;
-                self.targets[target.index()].queues[class.index()].push_front(id);
-                self.queued[class.index()] += 1;
+                self.calls.get_mut(&id).expect("present").needs_lookup = false;
+                self.requeue(id, true);
                 self.breaker_success(target);
             }
             Outcome::Found { .. } => {
@@ -556,11 +552,7 @@ impl Engine {
                 t.paused_until = t.paused_until.max(self.now + retry_after);
                 let wake = t.paused_until;
                 self.set_timer(wake, Timer::TargetWake { target });
-                let st = self.calls.get_mut(&id).expect("present");
-                st.phase = Phase::Queued;
-                let class = st.class;
-                self.targets[target.index()].queues[class.index()].push_front(id);
-                self.queued[class.index()] += 1;
+                self.requeue(id, true);
             }
             o @ (Outcome::Unavailable { .. } | Outcome::TimedOut) => self.transient_failure(id, o),
             Outcome::Conflict { detail } => {
@@ -602,12 +594,8 @@ impl Engine {
                 let st = &self.calls[&id];
                 self.config.target(st.target).honours_idempotency_key
             };
-            let st = self.calls.get_mut(&id).expect("present");
-            st.needs_lookup = !honours;
-            st.phase = Phase::Queued;
-            let (t, c) = (st.target, st.class);
-            self.targets[t.index()].queues[c.index()].push_front(id);
-            self.queued[c.index()] += 1;
+            self.calls.get_mut(&id).expect("present").needs_lookup = !honours;
+            self.requeue(id, true);
         }
         self.outbox.clear();
     }
@@ -703,14 +691,10 @@ impl Engine {
                     }
                 }
                 Timer::BackoffOver { call, attempt } => {
-                    if let Some(st) = self.calls.get_mut(&call)
-                        && st.attempt == attempt
-                        && st.phase == Phase::Backoff
+                    if (self.calls.get(&call))
+                        .is_some_and(|st| st.attempt == attempt && st.phase == Phase::Backoff)
                     {
-                        st.phase = Phase::Queued;
-                        let (t, c) = (st.target, st.class);
-                        self.targets[t.index()].queues[c.index()].push_back(call);
-                        self.queued[c.index()] += 1;
+                        self.requeue(call, false);
                     }
                 }
                 Timer::TargetWake { .. } => {}
@@ -1108,6 +1092,21 @@ impl Engine {
         true
     }
 
+    /// Puts a live call back in its target's queue for its class: at the front when it was due
+    /// already (throttled, looked up, in flight at a restart), else at the back.
+    fn requeue(&mut self, id: CallId, front: bool) {
+        let st = self.calls.get_mut(&id).expect("requeuing a live call");
+        st.phase = Phase::Queued;
+        let class = st.class.index();
+        let q = &mut self.targets[st.target.index()].queues[class];
+        if front {
+            q.push_front(id);
+        } else {
+            q.push_back(id);
+        }
+        self.queued[class] += 1;
+    }
+
     fn enqueue(&mut self, c: NewCall) {
         let id = CallId(self.next_call);
         self.next_call += 1;
@@ -1218,10 +1217,7 @@ impl Engine {
         if decision == Some(DispositionDecision::Scrap) {
             conf.scrap_all();
         }
-        st.phase = Phase::Queued;
-        let (t, c) = (st.target, st.class);
-        self.targets[t.index()].queues[c.index()].push_back(id);
-        self.queued[c.index()] += 1;
+        self.requeue(id, false);
         self.stats.confirmations_resent += 1;
         true
     }

@@ -165,9 +165,6 @@ struct Containment {
     waiting_slot: Option<u64>,
     /// Confirmations parked behind this hold (they wait in [`Workflows::parked`]).
     parked: usize,
-    /// Per hold, whether its release sets the order resumed (no other NC holds the order): sent
-    /// once every hold of the NC is released, so an order never runs before its inventory is free.
-    resume_orders: Vec<bool>,
 }
 
 /// A production confirmation waiting for the release of the hold over its serials.
@@ -202,6 +199,58 @@ fn nth(base: String, n: usize) -> String {
     } else {
         format!("{base}/{}", n + 1)
     }
+}
+
+/// The placement of an NC's station and the holds its suspect serials need, once the registry
+/// knows both.
+fn containable(
+    reg: &Registry,
+    nc: &Nonconformance,
+) -> Option<(AssetPlacement, Vec<(ProductionOrder, SerialRange)>)> {
+    let p = reg.placement(&nc.station)?;
+    let ranges = reg.hold_ranges(&p.line, nc.serials);
+    (!ranges.is_empty()).then(|| (p.clone(), ranges))
+}
+
+/// The dead letter of a breakdown whose station's placement never came.
+fn unplaced_breakdown(b: WaitingBreakdown) -> Unprocessable {
+    Unprocessable {
+        origin: b.origin.clone(),
+        causation: vec![b.origin],
+        class: LatencyClass::Critical,
+        detail: format!("station {} has no known asset placement", b.station),
+        retry: Retry::Breakdown {
+            station: b.station,
+            code: b.code,
+        },
+    }
+}
+
+/// Lists `nc` among the unreleased NCs of `at` (a station or a production order).
+fn list_unreleased<K: Eq + std::hash::Hash + Clone>(
+    index: &mut FxHashMap<K, Vec<NcId>>,
+    at: &K,
+    nc: &NcId,
+) {
+    index.entry(at.clone()).or_default().push(nc.clone());
+}
+
+/// Takes `nc` off the unreleased NCs of `at`. True when another NC is still listed there: the
+/// station or order stays held for it.
+fn unlist_unreleased<K: Eq + std::hash::Hash>(
+    index: &mut FxHashMap<K, Vec<NcId>>,
+    at: &K,
+    nc: &NcId,
+) -> bool {
+    let Some(ncs) = index.get_mut(at) else {
+        return false;
+    };
+    ncs.retain(|other| other != nc);
+    let others = !ncs.is_empty();
+    if !others {
+        index.remove(at);
+    }
+    others
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -383,11 +432,7 @@ impl Workflows {
         if !c.holds.is_empty() {
             return;
         }
-        let placed = reg.placement(&nc.station).and_then(|p| {
-            let ranges = reg.hold_ranges(&p.line, nc.serials);
-            (!ranges.is_empty()).then(|| (p.clone(), ranges))
-        });
-        let Some((placement, ranges)) = placed else {
+        let Some((placement, ranges)) = containable(reg, &nc) else {
             if c.waiting_slot.is_none() {
                 let slot = self.next_slot;
                 self.next_slot += 1;
@@ -425,15 +470,9 @@ impl Workflows {
             .insert(id.clone(), holds.iter().map(|h| h.serials).collect());
         c.holds = holds.clone();
         c.station = Some(nc.station.clone());
-        self.unreleased
-            .entry(nc.station.clone())
-            .or_default()
-            .push(id.clone());
+        list_unreleased(&mut self.unreleased, &nc.station, id);
         for h in &holds {
-            self.unreleased_orders
-                .entry(h.order.clone())
-                .or_default()
-                .push(id.clone());
+            list_unreleased(&mut self.unreleased_orders, &h.order, id);
         }
         let mut gated = Vec::with_capacity(holds.len() + 1);
         let causes = vec![origin.clone()];
@@ -515,7 +554,7 @@ impl Workflows {
 
     /// Every hold of `id` is released: the orders no other NC holds are set resumed.
     fn resume_orders(&mut self, id: &NcId, cfg: &Config, fx: &mut Effects) {
-        let Some(c) = self.containments.get(id) else {
+        let Some(c) = self.containments.get_mut(id) else {
             return;
         };
         let (Some((_, nc_origin, _)), Some((_, d_origin, class)), Some(completion)) =
@@ -524,8 +563,13 @@ impl Workflows {
             return;
         };
         let causes = vec![nc_origin.clone(), completion.clone(), d_origin.clone()];
+        // An order another NC still holds stays interrupted: the last release resumes it.
+        let unreleased_orders = &mut self.unreleased_orders;
         let calls: Vec<NewCall> = (c.holds.iter().enumerate())
-            .filter(|(i, _)| c.resume_orders.get(*i).copied().unwrap_or(true))
+            .filter(|(_, hold)| {
+                !unlist_unreleased(unreleased_orders, &hold.order, id)
+                    || cfg.has_defect(EngineDefect::OrderResumedUnderOtherHold)
+            })
             .map(|(i, hold)| {
                 NewCall::new(
                     System::Erp,
@@ -545,6 +589,11 @@ impl Workflows {
                 )
             })
             .collect();
+        if calls.is_empty() {
+            c.steps[Step::ResumeOrder.index()] = StepState::Done;
+        } else {
+            c.start(Step::ResumeOrder, calls.len() as u32);
+        }
         for call in calls {
             self.control(cfg, fx, call);
         }
@@ -618,15 +667,9 @@ impl Workflows {
     /// for has arrived.
     pub(super) fn retry_ready(&self, retry: &Retry, reg: &Registry) -> bool {
         match retry {
-            Retry::Contain(nc) => self
-                .containments
-                .get(nc)
+            Retry::Contain(nc) => (self.containments.get(nc))
                 .and_then(|c| c.nc.as_ref())
-                .and_then(|(nc, _, _)| {
-                    let p = reg.placement(&nc.station)?;
-                    (!reg.hold_ranges(&p.line, nc.serials).is_empty()).then_some(())
-                })
-                .is_some(),
+                .is_some_and(|(nc, _, _)| containable(reg, nc).is_some()),
             Retry::Breakdown { station, .. } => reg.placement(station).is_some(),
             Retry::Confirm(_) => false,
         }
@@ -634,16 +677,7 @@ impl Workflows {
 
     pub(super) fn enrichment_expired(&mut self, slot: u64, fx: &mut Effects) {
         if let Some(b) = self.breakdowns_waiting.remove(&slot) {
-            fx.unprocessable.push(Unprocessable {
-                origin: b.origin.clone(),
-                causation: vec![b.origin],
-                class: LatencyClass::Critical,
-                detail: format!("station {} has no known asset placement", b.station),
-                retry: Retry::Breakdown {
-                    station: b.station,
-                    code: b.code,
-                },
-            });
+            fx.unprocessable.push(unplaced_breakdown(b));
             return;
         }
         let Some(id) = self.waiting.remove(&slot) else {
@@ -668,15 +702,6 @@ impl Workflows {
     }
 
     fn try_release(&mut self, id: &NcId, cfg: &Config, fx: &mut Effects) {
-        // A station stop is shared by every containment at that station: only the last one to be
-        // released resumes it, or an earlier release would restart a station whose other NC is
-        // still open.
-        let station_still_contained = !cfg.has_defect(EngineDefect::ResumeWhileContained)
-            && self
-                .containments
-                .get(id)
-                .and_then(|c| self.unreleased.get(c.station.as_ref()?))
-                .is_some_and(|ncs| ncs.iter().any(|other| other != id));
         let Some(c) = self.containments.get_mut(id) else {
             return;
         };
@@ -713,34 +738,12 @@ impl Workflows {
         let (decision, d_origin, class, station) =
             (d.decision, d_origin.clone(), *class, station.clone());
         let causes = vec![nc_origin.clone(), completion.clone(), d_origin.clone()];
-        // An order another NC still holds stays interrupted: the last release resumes it.
-        let mut resume_order = Vec::with_capacity(c.holds.len());
-        for hold in &c.holds {
-            let mut held_by_other = false;
-            if let Some(ncs) = self.unreleased_orders.get_mut(&hold.order) {
-                held_by_other = ncs.iter().any(|other| other != id);
-                ncs.retain(|other| other != id);
-                if ncs.is_empty() {
-                    self.unreleased_orders.remove(&hold.order);
-                }
-            }
-            resume_order
-                .push(!held_by_other || cfg.has_defect(EngineDefect::OrderResumedUnderOtherHold));
-        }
-        let order_resumes = resume_order.iter().filter(|r| **r).count() as u32;
         c.start(Step::Release, n);
-        if order_resumes == 0 {
-            c.steps[Step::ResumeOrder.index()] = StepState::Done;
-        } else {
-            c.start(Step::ResumeOrder, order_resumes);
-        }
-        c.resume_orders = resume_order;
-        if let Some(ncs) = self.unreleased.get_mut(&station) {
-            ncs.retain(|other| other != id);
-            if ncs.is_empty() {
-                self.unreleased.remove(&station);
-            }
-        }
+        // A station stop is shared by every containment at that station: only the last one to be
+        // released resumes it, or an earlier release would restart a station whose other NC is
+        // still open.
+        let station_still_contained = unlist_unreleased(&mut self.unreleased, &station, id)
+            && !cfg.has_defect(EngineDefect::ResumeWhileContained);
         if station_still_contained {
             c.steps[Step::ResumeStation.index()] = StepState::Done;
         } else {
@@ -890,37 +893,23 @@ impl Workflows {
         if self.breakdowns_open.contains_key(station) {
             return;
         }
-        let lost = cfg.has_defect(EngineDefect::BreakdownBeforePlacementLost);
-        if reg.placement(station).is_none() && !lost {
-            // Wait for the placement like an NC does (one breakdown per station at a time);
-            // after `enrichment_wait` it goes to the dead-letter queue, replayed once the
-            // placement arrives.
-            if !(self.breakdowns_waiting.values()).any(|b| b.station == *station) {
+        let Some(p) = reg.placement(station) else {
+            let b = WaitingBreakdown {
+                station: station.clone(),
+                code: code.to_owned(),
+                origin,
+            };
+            if cfg.has_defect(EngineDefect::BreakdownBeforePlacementLost) {
+                fx.unprocessable.push(unplaced_breakdown(b));
+            } else if !(self.breakdowns_waiting.values()).any(|w| w.station == *station) {
+                // Wait for the placement like an NC does (one breakdown per station at a time);
+                // after `enrichment_wait` it goes to the dead-letter queue, replayed once the
+                // placement arrives.
                 let slot = self.next_slot;
                 self.next_slot += 1;
-                self.breakdowns_waiting.insert(
-                    slot,
-                    WaitingBreakdown {
-                        station: station.clone(),
-                        code: code.to_owned(),
-                        origin,
-                    },
-                );
+                self.breakdowns_waiting.insert(slot, b);
                 fx.enrichment_timers.push((now + cfg.enrichment_wait, slot));
             }
-            return;
-        }
-        let Some(p) = reg.placement(station) else {
-            fx.unprocessable.push(Unprocessable {
-                origin: origin.clone(),
-                causation: vec![origin],
-                class: LatencyClass::Critical,
-                detail: format!("station {station} has no known asset placement"),
-                retry: Retry::Breakdown {
-                    station: station.clone(),
-                    code: code.to_owned(),
-                },
-            });
             return;
         };
         self.breakdown_seq += 1;

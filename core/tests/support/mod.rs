@@ -1001,3 +1001,18 @@ pub fn one_of_each() -> Vec<Event> {
     }
     v
 }
+
+/// A v1 `nonconformance.created` CloudEvent (before `asset_related` and `severity` existed), as
+/// JSON: what ingress upcasts.
+pub fn nc_v1_json() -> serde_json::Value {
+    serde_json::json!({
+        "specversion": "1.0",
+        "id": "nc-v1",
+        "source": "/plants/P1/qms",
+        "type": "com.plantloop.qms.nonconformance.created.v1",
+        "data": {
+            "id": "NC-7", "station": "P1-L1-S1", "characteristic": "torque",
+            "first_serial": 12, "last_serial": 15, "failures": 3
+        }
+    })
+}
