@@ -39,8 +39,9 @@ pub enum EngineDefect {
     /// A breakdown reported before its station's asset placement is dead-lettered at once and
     /// never applied when the placement arrives.
     BreakdownBeforePlacementLost,
-    /// A station's breakdown ends only with CMMS's completion of its work order, not with MES's
-    /// machine-up: a new breakdown that overtakes the completion is folded into the old order.
+    /// W4 folds every down state into a station's open breakdown, and a breakdown ends only with
+    /// CMMS's completion of its work order: a new breakdown that overtakes the completion (or the
+    /// old one's machine-up) gets no work order.
     BreakdownFoldedIntoCompleted,
     /// Confirmations dead-lettered because a hold covered their serials are not replayed when the
     /// hold is released.

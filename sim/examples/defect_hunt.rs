@@ -5,7 +5,7 @@
 //! `cargo run --release -p plantloop-sim --example defect_hunt -- DEFECT [SEEDS_MAX] [JOBS] [BASE]
 //! [OUT]` (DEFECT is an `EngineDefect` variant name, e.g. `ControlsUnsequenced`; `all` hunts each
 //! of the wave-2 defects in turn). BASE is a scenario file to vary instead of the built-in base
-//! (a targeted base); with OUT, the first failure is shrunk (with the defect still on) and written
+//! (a targeted base; `-` for the built-in one); with OUT, the first failure is shrunk (with the defect still on) and written
 //! there as a scenario file: the regression reproducer of the fix that removed the defect.
 
 use plantloop_sim::explore::{default_base, failed_ids, shrink_with, vary};
@@ -83,7 +83,7 @@ fn main() {
     let which = args.first().map(String::as_str).unwrap_or("all");
     let seeds_max: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20_000);
     let jobs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2);
-    let base = match args.get(3) {
+    let base = match args.get(3).filter(|p| *p != "-") {
         Some(path) => {
             let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
             Scenario::from_str(&text, path).unwrap_or_else(|e| panic!("{e}"))

@@ -98,8 +98,14 @@ pub(super) enum Owner {
 pub(super) enum Retry {
     /// W1: contain the NC (its station or line's order was unknown).
     Contain(NcId),
-    /// W4: open a breakdown work order (the station was unknown).
-    Breakdown { station: StationId, code: String },
+    /// W4: open a breakdown work order (the station was unknown). `down`: MES reported the
+    /// machine down (not a fault alarm).
+    Breakdown {
+        station: StationId,
+        code: String,
+        #[serde(default)]
+        down: bool,
+    },
     /// W6: confirm production (too many confirmations were parked behind a hold).
     Confirm(ProductionConfirmation),
 }
@@ -137,7 +143,17 @@ struct GateQueue {
 struct WaitingBreakdown {
     station: StationId,
     code: String,
+    /// MES reported the machine down (not a fault alarm).
+    down: bool,
     origin: EventRef,
+}
+
+/// A station's breakdown whose work order is open.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct OpenBreakdown {
+    work_order: WorkOrderId,
+    /// MES reported this breakdown's down state (it may have begun with a fault alarm).
+    down_seen: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,6 +238,7 @@ fn unplaced_breakdown(b: WaitingBreakdown) -> Unprocessable {
         retry: Retry::Breakdown {
             station: b.station,
             code: b.code,
+            down: b.down,
         },
     }
 }
@@ -290,8 +307,8 @@ pub(super) struct Workflows {
     /// Work orders whose completion was already applied (a re-sent completion with a new event id
     /// must not post costs twice).
     completed: FxHashMap<WorkOrderId, Instant>,
-    /// Open breakdown work order per station (W4 coalesces alarms while one is open).
-    breakdowns_open: FxHashMap<StationId, WorkOrderId>,
+    /// Open breakdown per station: W4 folds fault alarms, and the first down state, into it.
+    breakdowns_open: FxHashMap<StationId, OpenBreakdown>,
     breakdown_seq: u64,
     master_data: FxHashMap<(System, MasterDataKind, RecordKey), MasterDataSync>,
     /// NCs waiting for the registry to know their station or line's order.
@@ -368,13 +385,13 @@ impl Workflows {
                 if a.severity < AlarmSeverity::Fault {
                     stats.alarms_filtered += 1;
                 } else {
-                    self.breakdown(&a.station, &a.code, reg, cfg, now, origin, fx);
+                    self.breakdown(&a.station, &a.code, false, reg, cfg, now, origin, fx);
                 }
             }
             EventData::MachineStateChanged(m) => {
                 if m.state == StationState::Down {
                     let code = m.code.unwrap_or_else(|| "machine down".into());
-                    self.breakdown(&m.station, &code, reg, cfg, now, origin, fx);
+                    self.breakdown(&m.station, &code, true, reg, cfg, now, origin, fx);
                 } else if !cfg.has_defect(EngineDefect::BreakdownFoldedIntoCompleted) {
                     // MES says the machine runs again: that breakdown is over, whenever CMMS's
                     // completion of its work order arrives. The next Down is a new breakdown.
@@ -651,7 +668,7 @@ impl Workflows {
                 .collect();
             for slot in ready {
                 let b = self.breakdowns_waiting.remove(&slot).expect("listed");
-                self.breakdown(&b.station, &b.code, reg, cfg, now, b.origin, fx);
+                self.breakdown(&b.station, &b.code, b.down, reg, cfg, now, b.origin, fx);
             }
         }
         if self.waiting.is_empty() {
@@ -801,7 +818,7 @@ impl Workflows {
             return;
         }
         self.completed.insert(w.work_order.clone(), now);
-        if self.breakdowns_open.get(&w.station) == Some(&w.work_order) {
+        if (self.breakdowns_open.get(&w.station)).is_some_and(|b| b.work_order == w.work_order) {
             self.breakdowns_open.remove(&w.station);
         }
         let nc =
@@ -879,32 +896,42 @@ impl Workflows {
         }
     }
 
+    /// W4 for a down state (`down`) or a fault alarm at `station`. MES reports a machine down
+    /// only when it goes down, so a second down state is a new breakdown even while the first's
+    /// work order is open (its machine-up may still be on its way); alarms, and the down state of a
+    /// breakdown an alarm opened, fold into the open one.
     #[allow(clippy::too_many_arguments)]
     fn breakdown(
         &mut self,
         station: &StationId,
         code: &str,
+        down: bool,
         reg: &Registry,
         cfg: &Config,
         now: Instant,
         origin: EventRef,
         fx: &mut Effects,
     ) {
-        if self.breakdowns_open.contains_key(station) {
+        let folded = cfg.has_defect(EngineDefect::BreakdownFoldedIntoCompleted);
+        if let Some(open) = self.breakdowns_open.get_mut(station)
+            && (!down || !open.down_seen || folded)
+        {
+            open.down_seen |= down;
             return;
         }
         let Some(p) = reg.placement(station) else {
             let b = WaitingBreakdown {
                 station: station.clone(),
                 code: code.to_owned(),
+                down,
                 origin,
             };
             if cfg.has_defect(EngineDefect::BreakdownBeforePlacementLost) {
                 fx.unprocessable.push(unplaced_breakdown(b));
-            } else if !(self.breakdowns_waiting.values()).any(|w| w.station == *station) {
-                // Wait for the placement like an NC does (one breakdown per station at a time);
-                // after `enrichment_wait` it goes to the dead-letter queue, replayed once the
-                // placement arrives.
+            } else if down || !(self.breakdowns_waiting.values()).any(|w| w.station == *station) {
+                // Wait for the placement like an NC does (alarms fold into a breakdown already
+                // waiting); after `enrichment_wait` it goes to the dead-letter queue, replayed
+                // once the placement arrives.
                 let slot = self.next_slot;
                 self.next_slot += 1;
                 self.breakdowns_waiting.insert(slot, b);
@@ -917,7 +944,13 @@ impl Workflows {
         let Ok(wo) = WorkOrderId::new(format!("WO-BD-{n}")) else {
             return;
         };
-        self.breakdowns_open.insert(station.clone(), wo.clone());
+        self.breakdowns_open.insert(
+            station.clone(),
+            OpenBreakdown {
+                work_order: wo.clone(),
+                down_seen: down,
+            },
+        );
         fx.call(
             System::Cmms,
             LatencyClass::Critical,
@@ -1015,9 +1048,11 @@ impl Workflows {
                     self.try_contain(&nc, reg, cfg, now, fx);
                 }
             }
-            Retry::Breakdown { station, code } => {
-                self.breakdown(&station, &code, reg, cfg, now, origin, fx)
-            }
+            Retry::Breakdown {
+                station,
+                code,
+                down,
+            } => self.breakdown(&station, &code, down, reg, cfg, now, origin, fx),
             Retry::Confirm(c) => self.confirm(c, origin, class, cfg, fx, stats),
         }
     }
