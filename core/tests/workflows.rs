@@ -45,13 +45,14 @@ fn w1_nc_holds_interrupts_opens_an_emergency_work_order_and_stops_the_station() 
     ));
     w.settle();
     let calls = since(&w, mark);
+    // The order's interruption follows its hold (one call at a time per order).
     assert_eq!(
         keys(&calls),
         [
             "w1/NC-1/hold",
-            "w1/NC-1/order-status",
             "w1/NC-1/work-order",
-            "w1/NC-1/stop"
+            "w1/NC-1/stop",
+            "w1/NC-1/order-status"
         ]
     );
     assert!(calls.iter().all(|c| c.class == LatencyClass::Critical));
@@ -72,18 +73,18 @@ fn w1_nc_holds_interrupts_opens_an_emergency_work_order_and_stops_the_station() 
     // From the first suspect serial to the end of the running order.
     assert_eq!((h.serials.first(), h.serials.last()), (12, 100));
 
-    assert_eq!(calls[1].target, System::Erp);
-    let Request::SetOrderStatus { order, status, .. } = &calls[1].request else {
-        panic!("{:?}", calls[1].request)
+    assert_eq!(calls[3].target, System::Erp);
+    let Request::SetOrderStatus { order, status, .. } = &calls[3].request else {
+        panic!("{:?}", calls[3].request)
     };
     assert_eq!(
         (order.as_str(), *status),
         ("O-1", OrderStatus::QualityInterruption)
     );
 
-    assert_eq!(calls[2].target, System::Cmms);
-    let Request::CreateWorkOrder(wo) = &calls[2].request else {
-        panic!("{:?}", calls[2].request)
+    assert_eq!(calls[1].target, System::Cmms);
+    let Request::CreateWorkOrder(wo) = &calls[1].request else {
+        panic!("{:?}", calls[1].request)
     };
     assert_eq!(
         wo.asset.as_str(),
@@ -96,9 +97,9 @@ fn w1_nc_holds_interrupts_opens_an_emergency_work_order_and_stops_the_station() 
     assert_eq!(wo.nc.as_ref().map(NcId::as_str), Some("NC-1"));
     assert!(wo.fault.contains("torque"), "{}", wo.fault);
 
-    assert_eq!(calls[3].target, System::Mes);
-    let Request::ControlStation(lc) = &calls[3].request else {
-        panic!("{:?}", calls[3].request)
+    assert_eq!(calls[2].target, System::Mes);
+    let Request::ControlStation(lc) = &calls[2].request else {
+        panic!("{:?}", calls[2].request)
     };
     assert_eq!((lc.station.as_str(), lc.action), (S1, LineAction::Stop));
 
@@ -178,10 +179,10 @@ fn w1_suspect_serials_running_into_the_next_order_get_one_hold_per_order() {
         [
             "w1/NC-1/hold",
             "w1/NC-1/hold/2",
-            "w1/NC-1/order-status",
-            "w1/NC-1/order-status/2",
             "w1/NC-1/work-order",
-            "w1/NC-1/stop"
+            "w1/NC-1/stop",
+            "w1/NC-1/order-status",
+            "w1/NC-1/order-status/2"
         ]
     );
     let holds: Vec<(String, String, u64, u64)> = calls

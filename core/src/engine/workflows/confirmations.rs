@@ -79,7 +79,7 @@ impl Workflows {
     }
 
     /// Whether a hold over any of `serials` was released after `at` (and none is in force now):
-    /// the decision of the latest such release.
+    /// the decision to apply, scrap if any such release scrapped them.
     pub(in crate::engine) fn released_since(
         &self,
         serials: &SerialRange,
@@ -88,9 +88,17 @@ impl Workflows {
         if self.holding(serials).is_some() {
             return None;
         }
-        (self.released_ranges.iter().rev())
-            .find(|(r, _, done)| *done >= at && r.overlaps(serials))
-            .map(|(_, d, _)| *d)
+        let mut since = (self.released_ranges.iter().rev())
+            .filter(|(r, _, done)| *done >= at && r.overlaps(serials))
+            .map(|(_, d, _)| *d);
+        let latest = since.next()?;
+        let scrapped = latest == Some(DispositionDecision::Scrap)
+            || since.any(|d| d == Some(DispositionDecision::Scrap));
+        Some(if scrapped {
+            Some(DispositionDecision::Scrap)
+        } else {
+            latest
+        })
     }
 }
 

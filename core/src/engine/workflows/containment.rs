@@ -124,7 +124,7 @@ impl Workflows {
         c.start(Step::Stop, 1);
         for (i, hold) in holds.into_iter().enumerate() {
             let order = hold.order.clone();
-            fx.call(
+            gated.push(NewCall::new(
                 System::Erp,
                 class,
                 nth(key(format_args!("w1/{id}/hold")), i),
@@ -132,7 +132,7 @@ impl Workflows {
                 &origin,
                 causes.clone(),
                 own(Step::Hold),
-            );
+            ));
             gated.push(NewCall::new(
                 System::Erp,
                 class,

@@ -114,6 +114,7 @@ impl Gate {
     fn of(r: &Request) -> Option<Gate> {
         match r {
             Request::ControlStation(c) => Some(Gate::Station(c.station.clone())),
+            Request::PostHold(h) => Some(Gate::Order(h.order.clone())),
             Request::SetOrderStatus { order, .. } => Some(Gate::Order(order.clone())),
             _ => None,
         }
@@ -474,6 +475,14 @@ impl Workflows {
                         // (too many parked, or ERP refused them while it held) go again now.
                         fx.releases
                             .push((c.holds.iter().map(|h| h.serials).collect(), decision));
+                    }
+                    if decision == Some(DispositionDecision::Scrap) {
+                        // Units this hold scrapped stay scrap whichever other hold they wait for.
+                        for p in &mut self.parked {
+                            if c.holds.iter().any(|h| h.serials.overlaps(&p.conf.serials)) {
+                                p.conf.scrap_all();
+                            }
+                        }
                     }
                     let mut released = std::mem::take(&mut self.released);
                     released.extend(self.parked.extract_if(.., |p| p.nc == *nc));
