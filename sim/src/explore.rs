@@ -152,8 +152,10 @@ fn dur_between(rng: &mut SimRng, lo: Duration, hi: Duration) -> Duration {
     ))
 }
 
-/// A duration spread log-uniformly over `lo..=hi`: short and long both common.
+/// A duration spread log-uniformly over `lo..=hi`: short and long both common. A `hi` below `lo`
+/// (a base shorter than the range a knob wants) gives `lo`.
 fn dur_log(rng: &mut SimRng, lo: Duration, hi: Duration) -> Duration {
+    let hi = hi.max(lo);
     let (a, b) = (lo.as_millis().max(1) as f64, hi.as_millis().max(1) as f64);
     let ms = (a.ln() + rng.uniform() * (b.ln() - a.ln())).exp();
     Duration::from_millis((ms as u64).clamp(lo.as_millis(), hi.as_millis()))
@@ -225,7 +227,15 @@ pub fn vary(base: &Scenario, seed: u64) -> Scenario {
         let id = if i < base.plants.len() {
             t.id.clone()
         } else {
-            PlantId::new(format!("PX{}", i + 1)).expect("valid plant id")
+            // `PX<n>`, from n = i + 1 up to the first id no plant of the base or this variation
+            // has (a base may itself be a variation with PX plants).
+            (i + 1..)
+                .map(|n| PlantId::new(format!("PX{n}")).expect("valid plant id"))
+                .find(|id| {
+                    !base.plants.iter().any(|p| p.id == *id)
+                        && !plants.iter().any(|p: &PlantSpec| p.id == *id)
+                })
+                .expect("a free plant id")
         };
         let cycle_ms = t.cycle_time.as_millis() as f64 * (0.5 + 1.5 * rng.uniform());
         let machines = rng.bernoulli(0.75).then(|| Machines {
@@ -564,11 +574,12 @@ fn stress(
                 Fault::EndpointOutage { system, active }
             });
             if rng.bernoulli(0.5) {
-                let at =
-                    (at + dur_between(&mut rng, mins(30), hours(5))).min(minus(duration, mins(2)));
+                let at = at + dur_between(&mut rng, mins(30), hours(5));
+                let downtime = dur_log(&mut rng, Duration::from_secs(1), mins(10))
+                    .min(minus(duration, Duration::from_secs(1)));
                 faults.push(Fault::CoreCrash {
-                    at: Instant::ZERO + at,
-                    downtime: dur_log(&mut rng, Duration::from_secs(1), mins(10)),
+                    at: Instant::ZERO + at.min(minus(duration, downtime)),
+                    downtime,
                 });
             }
         }
@@ -1002,6 +1013,22 @@ mod tests {
                 panic!("seed {seed}: {e}\n{}", v.to_toml_string());
             }
             assert_eq!(v, vary(&base, seed));
+        }
+    }
+
+    #[test]
+    fn variations_of_a_short_base_are_valid() {
+        // A base shorter than the ranges the stress modes draw from (an hour of reordering, say),
+        // whose plant is named like the plants variations add.
+        let mut base = default_base();
+        base.duration = Duration::from_mins(45);
+        base.plants[0].id = PlantId::new("PX2").expect("valid");
+        base.drifts.clear();
+        for seed in 0..300 {
+            let v = vary(&base, seed);
+            if let Err(e) = v.validate() {
+                panic!("seed {seed}: {e}\n{}", v.to_toml_string());
+            }
         }
     }
 
