@@ -636,7 +636,12 @@ pub enum LineAction {
 pub struct LineControl {
     pub station: StationId,
     pub action: LineAction,
+    /// Free text for the people at the line.
     pub reason: String,
+    /// The nonconformance this stop or resume serves, if any: the structured link that checks
+    /// and reports use (the reason is never parsed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nc: Option<NcId>,
 }
 
 /// CAPA lifecycle.

@@ -239,6 +239,9 @@ pub struct OrderStatusBody {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct StationControlBody {
     pub reason: String,
+    /// The nonconformance the stop or resume serves, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nc: Option<NcId>,
 }
 
 /// Body of `POST /nonconformances/{id}/maintenance`.
@@ -358,6 +361,7 @@ pub fn http_call_for(request: &Request) -> (Method, String, Value) {
             with_id(spec.path, c.station.as_str()),
             to_value(&StationControlBody {
                 reason: c.reason.clone(),
+                nc: c.nc.clone(),
             }),
         ),
         Request::CreateWorkOrder(w) => (spec.path.to_owned(), to_value(w)),
@@ -434,6 +438,7 @@ pub fn request_from_http(
                 station,
                 action,
                 reason: b.reason,
+                nc: b.nc,
             })
         }
         Capability::CreateWorkOrder => Request::CreateWorkOrder(parse_body(body)?),
@@ -651,11 +656,13 @@ mod tests {
                 station: id(StationId::new("P1-L1-S3")),
                 action: LineAction::Stop,
                 reason: "NC-7".into(),
+                nc: Some(id(NcId::new("NC-7"))),
             }),
             Request::ControlStation(LineControl {
                 station: id(StationId::new("P1-L1-S3")),
                 action: LineAction::Resume,
                 reason: "released".into(),
+                nc: None,
             }),
             Request::CreateWorkOrder(MaintenanceWorkOrder {
                 id: id(WorkOrderId::new("WO-1")),

@@ -313,6 +313,7 @@ async fn client_side_call_maps_replies_to_outcomes() {
         station: plantloop_core::StationId::new("P1-L1-S1").unwrap(),
         action: plantloop_core::LineAction::Stop,
         reason: "NC-1".into(),
+        nc: None,
     });
     let refused = plantloop_mocks_http::call(&c, &erp, &IdempotencyKey("w1/y".into()), &stop).await;
     assert!(

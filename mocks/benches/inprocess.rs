@@ -142,6 +142,7 @@ fn bench(c: &mut Criterion) {
                     station: stations[(i % 6) as usize].clone(),
                     action,
                     reason: "bench".into(),
+                    nc: None,
                 })
             })
             .collect();

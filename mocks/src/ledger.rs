@@ -78,9 +78,21 @@ pub enum Posting {
     DowntimeClassified(DowntimeEvent),
     // --- MES ---
     /// A station stopped by a line-control command.
-    StationStopped { station: StationId, reason: String },
+    StationStopped {
+        station: StationId,
+        reason: String,
+        /// The NC the stop serves, as the command named it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nc: Option<NcId>,
+    },
     /// A station resumed by a line-control command.
-    StationResumed { station: StationId, reason: String },
+    StationResumed {
+        station: StationId,
+        reason: String,
+        /// The NC whose release the resume serves, as the command named it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nc: Option<NcId>,
+    },
     /// A production order downloaded to its line.
     OrderDispatched { order: OrderId, line: LineId },
     // --- QMS ---

@@ -459,11 +459,13 @@ impl State {
             Posting::StationStopped {
                 station: lc.station.clone(),
                 reason: lc.reason.clone(),
+                nc: lc.nc.clone(),
             }
         } else {
             Posting::StationResumed {
                 station: lc.station.clone(),
                 reason: lc.reason.clone(),
+                nc: lc.nc.clone(),
             }
         };
         let receipt = ledger.post(now, Origin::Integration, key, posting);

@@ -23,6 +23,7 @@ fn control(st: &str, action: LineAction) -> Request {
         station: station(st),
         action,
         reason: "NC-000001".into(),
+        nc: None,
     })
 }
 

@@ -344,7 +344,7 @@ proptest! {
         for (s, stop, key, dt) in &ops {
             now += secs(*dt);
             let action = if *stop { LineAction::Stop } else { LineAction::Resume };
-            let req = Request::ControlStation(LineControl { station: stations[*s as usize].clone(), action, reason: "prop".into() });
+            let req = Request::ControlStation(LineControl { station: stations[*s as usize].clone(), action, reason: "prop".into(), nc: None });
             let key = key.map(k);
             let reply = mes.apply(now, key.as_ref(), &req);
             calls.push((key, req, reply));

@@ -697,16 +697,13 @@ impl Observer {
                 self.timelines[t].decision.get_or_insert(d.decision);
                 (t, Step::Disposition)
             }),
-            // The core names the NC in the line-control reason: "NC <id>", "NC <id> dispositioned".
-            Posting::StationStopped { reason, .. } if integration => reason
-                .strip_prefix("NC ")
-                .and_then(|id| self.by_nc.get(id))
-                .map(|t| (*t, Step::Stop)),
-            Posting::StationResumed { reason, .. } if integration => reason
-                .strip_prefix("NC ")
-                .and_then(|r| r.strip_suffix(" dispositioned"))
-                .and_then(|id| self.by_nc.get(id))
-                .map(|t| (*t, Step::Resume)),
+            // Line controls name the NC they serve.
+            Posting::StationStopped { nc: Some(nc), .. } if integration => {
+                self.by_nc.get(nc.as_str()).map(|t| (*t, Step::Stop))
+            }
+            Posting::StationResumed { nc: Some(nc), .. } if integration => {
+                self.by_nc.get(nc.as_str()).map(|t| (*t, Step::Resume))
+            }
             _ => None,
         };
         if let Some((t, step)) = step {

@@ -115,8 +115,22 @@ fn identity(p: &Posting) -> Option<String> {
             Some(nc) => format!("work order for nc {nc}"),
             None => format!("work order {}", w.id),
         },
-        Posting::StationStopped { station, reason } => format!("stop of {station} ({reason})"),
-        Posting::StationResumed { station, reason } => format!("resume of {station} ({reason})"),
+        Posting::StationStopped {
+            station,
+            nc,
+            reason,
+        } => match nc {
+            Some(nc) => format!("stop of {station} for nc {nc}"),
+            None => format!("stop of {station} ({reason})"),
+        },
+        Posting::StationResumed {
+            station,
+            nc,
+            reason,
+        } => match nc {
+            Some(nc) => format!("resume of {station} for nc {nc}"),
+            None => format!("resume of {station} ({reason})"),
+        },
         Posting::OrderDispatched { order, .. } => format!("dispatch of {order}"),
         Posting::MaintenanceRecorded { nc, work_order, .. } => {
             format!("maintenance {work_order} on {nc}")

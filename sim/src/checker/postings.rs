@@ -122,15 +122,21 @@ pub(super) fn hold_before_release(w: &World) -> Verdict {
     // contained there (its first hold posted) awaits its disposition or the completion of its
     // work orders, even when another NC's release would resume it. A resume that the core sent
     // before it knew of this NC can still land after its hold: it is excused when this NC's own
-    // stop (a line control whose reason names the NC) lands after it, as the core can do no more.
+    // stop (a line control that names the NC) lands after it, as the core can do no more.
     let stops = stop_intervals(w);
     let mut stops_for: FxHashMap<(&StationId, &str), Vec<Instant>> = FxHashMap::default();
     for m in &w.mes {
         for e in integration(m.ledger()) {
-            if let Posting::StationStopped { station, reason } = &e.posting {
-                for word in reason.split_whitespace() {
-                    stops_for.entry((station, word)).or_default().push(e.at);
-                }
+            if let Posting::StationStopped {
+                station,
+                nc: Some(nc),
+                ..
+            } = &e.posting
+            {
+                stops_for
+                    .entry((station, nc.as_str()))
+                    .or_default()
+                    .push(e.at);
             }
         }
     }
@@ -506,10 +512,15 @@ pub(super) fn causal_order(w: &World) -> Verdict {
                 Posting::StationStopped { station, .. } => {
                     stopped.insert(station.clone());
                 }
-                Posting::StationResumed { station, reason } => {
+                Posting::StationResumed {
+                    station,
+                    reason,
+                    nc,
+                } => {
                     v.check();
                     if !stopped.remove(station) {
-                        v.violate(json!({ "correlation": reason, "station": station.as_str(), "effect": "resume", "before": "stop", "at_s": secs(e.at) }));
+                        let correlation = nc.as_ref().map_or(reason.as_str(), |n| n.as_str());
+                        v.violate(json!({ "correlation": correlation, "station": station.as_str(), "effect": "resume", "before": "stop", "at_s": secs(e.at) }));
                     }
                 }
                 _ => {}
