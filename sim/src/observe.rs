@@ -524,7 +524,7 @@ impl Observer {
     pub fn check(&mut self, w: &World) -> &InvariantStatus {
         self.catch_up(w);
         let lat = self.latencies();
-        let results = checker::check(w, &lat);
+        let results = checker::check(&w.ground_truth(), &lat);
         self.invariants = InvariantStatus::from_results(&results, w.now(), false);
         &self.invariants
     }

@@ -49,8 +49,9 @@ pub fn run(scenario: Scenario, opts: RunOptions) -> Report {
 
 /// The report of a finished world.
 pub fn report(w: &World, seed: u64, trace_hash: String, wall_s: f64) -> Report {
-    let latency = checker::latencies(w);
-    let invariants = checker::check(w, &latency);
+    let truth = w.ground_truth();
+    let latency = checker::latencies(&truth);
+    let invariants = checker::check(&truth, &latency);
     let stats = w.engine().map(|e| e.stats().clone()).unwrap_or_default();
     let erp = w.erp.ledger();
     let integ = |l: &plantloop_mocks::Ledger, k: PostingKind| {

@@ -22,7 +22,7 @@ pub(super) fn slo(s: &Scenario, l: &Latencies) -> Verdict {
 /// A production confirmation of serials under a quality hold may not reach ERP before the hold is
 /// released (W6): that wait is the business rule, not the core's latency, so such a confirmation
 /// is measured from the release that let it through.
-pub fn latencies(w: &World) -> Latencies {
+pub fn latencies(w: &GroundTruth) -> Latencies {
     let mut h: [hdrhistogram::Histogram<u64>; 3] = std::array::from_fn(|_| {
         hdrhistogram::Histogram::new_with_bounds(1, 1_000 * 86_400 * 365, 3).expect("valid bounds")
     });

@@ -18,7 +18,7 @@ impl HoldWindow<'_> {
 
 /// Every hold in ERP's ledger (any origin; the first posting and first release of each hold id),
 /// by production order.
-pub(super) fn hold_windows(w: &World) -> FxHashMap<&OrderId, Vec<HoldWindow<'_>>> {
+pub(super) fn hold_windows<'a>(w: &GroundTruth<'a>) -> FxHashMap<&'a OrderId, Vec<HoldWindow<'a>>> {
     let mut by_order: FxHashMap<&OrderId, Vec<HoldWindow<'_>>> = FxHashMap::default();
     let mut index: FxHashMap<&HoldId, (&OrderId, usize)> = FxHashMap::default();
     for e in w.erp.ledger().entries() {
@@ -48,7 +48,9 @@ pub(super) fn hold_windows(w: &World) -> FxHashMap<&OrderId, Vec<HoldWindow<'_>>
 
 /// Per NC, whether the core released its hold: NCs at a station whose hold was never released
 /// (or never posted) are open and may keep the station stopped.
-pub(super) fn open_ncs_by_station(w: &World) -> FxHashMap<&StationId, Vec<&NcId>> {
+pub(super) fn open_ncs_by_station<'a>(
+    w: &GroundTruth<'a>,
+) -> FxHashMap<&'a StationId, Vec<&'a NcId>> {
     let released: FxHashSet<&NcId> = integration(w.erp.ledger())
         .filter_map(|e| match &e.posting {
             Posting::HoldReleased { nc, .. } => Some(nc),
@@ -70,7 +72,7 @@ pub(super) fn open_ncs_by_station(w: &World) -> FxHashMap<&StationId, Vec<&NcId>
 /// `repairs`: the plant gets repaired. Every breakdown the plant had is answered by exactly one
 /// breakdown work order in CMMS; at the end no station is down without a technician sent after
 /// it broke, and none is left stopped unless an NC there is still open.
-pub(super) fn repairs(w: &World) -> Verdict {
+pub(super) fn repairs(w: &GroundTruth) -> Verdict {
     let mut v = Verdict::new(InvariantId::Repairs);
     let mut breakdown_wos: FxHashMap<&StationId, Vec<(&WorkOrderId, Instant)>> =
         FxHashMap::default();
@@ -160,7 +162,7 @@ pub(super) fn serials_missing(a: &[SerialRange], b: &[SerialRange]) -> Vec<(u64,
 /// `inventory-accuracy`: every unit the plant produced is confirmed to ERP exactly once (held
 /// units after their release, units of a scrapped hold as scrap), ERP has no confirmation of a
 /// unit the plant did not make, and no goods movement posted on inventory under an active hold.
-pub(super) fn inventory_accuracy(w: &World) -> Verdict {
+pub(super) fn inventory_accuracy(w: &GroundTruth) -> Verdict {
     let mut v = Verdict::new(InvariantId::InventoryAccuracy);
     // Holds over time, and how each NC was dispositioned.
     let decision: FxHashMap<&NcId, DispositionDecision> = (w.qms.ledger().entries().iter())
@@ -280,7 +282,7 @@ pub(super) fn overlap_len(a: &SerialRange, b: &SerialRange) -> u64 {
 
 /// `order-status`: no order is set resumed or in progress while a hold covers it, and every
 /// order interrupted for quality ends resumed or completed unless a hold on it is still active.
-pub(super) fn order_status(w: &World) -> Verdict {
+pub(super) fn order_status(w: &GroundTruth) -> Verdict {
     let mut v = Verdict::new(InvariantId::OrderStatus);
     let holds = hold_windows(w);
     let mut interrupted: Vec<&OrderId> = Vec::new();
@@ -331,9 +333,9 @@ pub(super) fn order_status(w: &World) -> Verdict {
 /// `no-stranded-events`: nothing waits forever. After the drain no dead letter remains that a
 /// replay would now apply: no event set aside for want of an asset placement that CMMS has since
 /// published, and no confirmation set aside behind a hold that has since been released.
-pub(super) fn no_stranded_events(w: &World) -> Verdict {
+pub(super) fn no_stranded_events(w: &GroundTruth) -> Verdict {
     let mut v = Verdict::new(InvariantId::NoStrandedEvents);
-    let Some(engine) = w.engine() else {
+    let Some(dead_letters) = &w.dead_letters else {
         return v; // no-lost-events reports a core that is down at the end
     };
     // Stations whose asset placement CMMS published, and when first.
@@ -358,7 +360,7 @@ pub(super) fn no_stranded_events(w: &World) -> Verdict {
         (w.confirmations_emitted.iter())
             .map(|(r, c)| (r.to_string(), c))
             .collect();
-    for d in engine.dead_letters() {
+    for d in dead_letters {
         let origin = d.origin.to_string();
         if let Some(c) = confirmations.get(&origin) {
             v.check();

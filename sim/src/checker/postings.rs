@@ -4,7 +4,7 @@
 
 use super::*;
 
-pub(super) fn no_duplicate_postings(w: &World) -> Verdict {
+pub(super) fn no_duplicate_postings(w: &GroundTruth) -> Verdict {
     let mut v = Verdict::new(InvariantId::NoDuplicatePostings);
     for (name, l) in ledgers(w) {
         let mut seen: FxHashMap<String, Vec<Instant>> = FxHashMap::default();
@@ -35,7 +35,7 @@ pub(super) struct NcFacts {
     work_orders: FxHashMap<NcId, Vec<(WorkOrderId, Instant, Option<Instant>)>>,
 }
 
-pub(super) fn nc_facts(w: &World) -> NcFacts {
+pub(super) fn nc_facts(w: &GroundTruth) -> NcFacts {
     let mut disposition_at = FxHashMap::default();
     for e in w.qms.ledger().entries() {
         if let Posting::DispositionApproved(d) = &e.posting {
@@ -82,7 +82,7 @@ impl NcFacts {
     }
 }
 
-pub(super) fn hold_before_release(w: &World) -> Verdict {
+pub(super) fn hold_before_release(w: &GroundTruth) -> Verdict {
     let mut v = Verdict::new(InvariantId::HoldBeforeRelease);
     let facts = nc_facts(w);
     let mut held: FxHashMap<HoldId, Instant> = FxHashMap::default();
@@ -125,7 +125,7 @@ pub(super) fn hold_before_release(w: &World) -> Verdict {
     // stop (a line control that names the NC) lands after it, as the core can do no more.
     let stops = stop_intervals(w);
     let mut stops_for: FxHashMap<(&StationId, &str), Vec<Instant>> = FxHashMap::default();
-    for m in &w.mes {
+    for m in w.mes {
         for e in integration(m.ledger()) {
             if let Posting::StationStopped {
                 station,
@@ -183,7 +183,7 @@ pub(super) fn hold_before_release(w: &World) -> Verdict {
     v
 }
 
-pub(super) fn containment(w: &World) -> Verdict {
+pub(super) fn containment(w: &GroundTruth) -> Verdict {
     let mut v = Verdict::new(InvariantId::Containment);
     let ncs: Vec<(&Nonconformance, Instant)> = w
         .qms
@@ -279,7 +279,7 @@ pub(super) fn covers_all(holds: &[&Hold], want: &SerialRange) -> bool {
     false
 }
 
-pub(super) fn no_production_while_stopped(w: &World) -> Verdict {
+pub(super) fn no_production_while_stopped(w: &GroundTruth) -> Verdict {
     let mut v = Verdict::new(InvariantId::NoProductionWhileStopped);
     let stops = stop_intervals(w);
     for st in &w.plant.stations {
@@ -306,7 +306,7 @@ pub(super) fn no_production_while_stopped(w: &World) -> Verdict {
     v
 }
 
-pub(super) fn cost_capture(w: &World) -> Verdict {
+pub(super) fn cost_capture(w: &GroundTruth) -> Verdict {
     let mut v = Verdict::new(InvariantId::CostCapture);
     let mut erp_cost: FxHashMap<(WorkOrderId, CostKind), Money> = FxHashMap::default();
     let mut erp_parts: FxHashMap<(WorkOrderId, String), u64> = FxHashMap::default();
@@ -367,12 +367,14 @@ pub(super) fn cost_capture(w: &World) -> Verdict {
     v
 }
 
-pub(super) fn no_lost_events(w: &World) -> Verdict {
+pub(super) fn no_lost_events(w: &GroundTruth) -> Verdict {
     let mut v = Verdict::new(InvariantId::NoLostEvents);
     let dead: FxHashSet<String> = w
-        .engine()
-        .map(|e| e.dead_letters().map(|d| d.origin.to_string()).collect())
-        .unwrap_or_default();
+        .dead_letters
+        .iter()
+        .flatten()
+        .map(|d| d.origin.to_string())
+        .collect();
     let mut unacked: Vec<(&plantloop_core::call::EventRef, &crate::world::Emitted)> =
         w.emitted.iter().filter(|(_, e)| !e.acked).collect();
     unacked.sort_by(|(ra, ea), (rb, eb)| (ea.at, *ra).cmp(&(eb.at, *rb)));
@@ -394,7 +396,7 @@ pub(super) fn no_lost_events(w: &World) -> Verdict {
             _ => None,
         })
         .collect();
-    for (r, c) in &w.confirmations_emitted {
+    for (r, c) in w.confirmations_emitted {
         v.check();
         if !confirmed.contains(&(c.order.clone(), c.serials.first(), c.serials.last()))
             && !dead.contains(&r.to_string())
@@ -419,19 +421,12 @@ pub(super) fn no_lost_events(w: &World) -> Verdict {
             _ => {}
         }
     }
-    let release_dead: FxHashSet<HoldId> = w
-        .engine()
-        .map(|e| {
-            e.dead_letters()
-                .filter_map(|d| match &d.request {
-                    Some(plantloop_core::call::Request::ReleaseHold { hold, .. }) => {
-                        Some(hold.clone())
-                    }
-                    _ => None,
-                })
-                .collect()
+    let release_dead: FxHashSet<&HoldId> = (w.dead_letters.iter().flatten())
+        .filter_map(|d| match &d.request {
+            Some(plantloop_core::call::Request::ReleaseHold { hold, .. }) => Some(hold),
+            _ => None,
         })
-        .unwrap_or_default();
+        .collect();
     for e in w.qms.ledger().entries() {
         let Posting::DispositionApproved(d) = &e.posting else {
             continue;
@@ -454,8 +449,8 @@ pub(super) fn no_lost_events(w: &World) -> Verdict {
             }));
         }
     }
-    if let Some(engine) = w.engine() {
-        for d in engine.dead_letters() {
+    if let Some(dead_letters) = &w.dead_letters {
+        for d in dead_letters {
             v.check();
             if d.reason.is_transient() {
                 v.violate(json!({
@@ -473,7 +468,7 @@ pub(super) fn no_lost_events(w: &World) -> Verdict {
     v
 }
 
-pub(super) fn causal_order(w: &World) -> Verdict {
+pub(super) fn causal_order(w: &GroundTruth) -> Verdict {
     let mut v = Verdict::new(InvariantId::CausalOrder);
     // ERP: release after hold; "resumed" after "quality interruption".
     let mut held: FxHashSet<HoldId> = FxHashSet::default();
@@ -505,7 +500,7 @@ pub(super) fn causal_order(w: &World) -> Verdict {
         }
     }
     // MES: resume after stop.
-    for m in &w.mes {
+    for m in w.mes {
         let mut stopped: FxHashSet<StationId> = FxHashSet::default();
         for e in integration(m.ledger()) {
             match &e.posting {
@@ -556,15 +551,15 @@ pub(super) fn causal_order(w: &World) -> Verdict {
     v
 }
 
-pub(super) fn audit_chain(w: &World) -> Verdict {
+pub(super) fn audit_chain(w: &GroundTruth) -> Verdict {
     let mut v = Verdict::new(InvariantId::AuditChain);
     v.checked += w.audit.len() as u64;
-    if let Err(e) = verify_chain(&w.audit) {
+    if let Err(e) = super::audit_chain::verify(w.audit) {
         v.violate(json!({ "audit_seq": e.seq, "reason": e.reason }));
     }
     let mut audited: FxHashMap<&IdempotencyKey, &plantloop_core::call::EventRef> =
         FxHashMap::default();
-    for r in &w.audit {
+    for r in w.audit {
         if matches!(r.action, AuditAction::Posted | AuditAction::FoundExisting) {
             audited.entry(&r.key).or_insert(&r.origin);
         }
@@ -588,7 +583,7 @@ pub(super) fn audit_chain(w: &World) -> Verdict {
     v
 }
 
-pub(super) fn master_data_monotonic(w: &World) -> Verdict {
+pub(super) fn master_data_monotonic(w: &GroundTruth) -> Verdict {
     let mut v = Verdict::new(InvariantId::MasterDataMonotonic);
     let mut newest: FxHashMap<(MasterDataKind, RecordKey), u64> = FxHashMap::default();
     for l in [w.erp.ledger(), w.cmms.ledger(), w.qms.ledger()] {
