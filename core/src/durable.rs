@@ -19,7 +19,7 @@ const SNAPSHOT_TAG: &[u8; 6] = b"plsnap";
 /// instead of misreading it. Raise it whenever the engine's serialized state changes shape (the
 /// pinned snapshot digest in `core/tests/durability.rs` fails until the pin is updated). Layout 1
 /// was written without the tag.
-pub const SNAPSHOT_LAYOUT: u16 = 4;
+pub const SNAPSHOT_LAYOUT: u16 = 5;
 
 /// One journal record: an input and the time it was handled.
 #[derive(Serialize, Deserialize)]

@@ -171,13 +171,13 @@ fn the_snapshot_layout_is_pinned() {
     );
     // The engine's configuration is part of its state, and the `sabotage` feature adds a field.
     let pin = if cfg!(feature = "sabotage") {
-        "60627b759ca563aa48787c497abd8a16e3d980c25b1b00c105c5ee065a586af2"
+        "d4be789f361e7ceb497b2cb4ce719f8abf9b7df047869db42835d0648cf4866d"
     } else {
-        "7b0f92bbf7539fb6cdb0d56baede0d342bca58874088e6d4bf261db1a9e36c90"
+        "8d5f932289500527844ff861a8cad43c7efb2ce871cb7a78bee114b2f2650ff0"
     };
     assert_eq!(
         (SNAPSHOT_LAYOUT, blake3::hash(&bytes).to_hex().to_string()),
-        (4, pin.to_string()),
+        (5, pin.to_string()),
     );
 }
 

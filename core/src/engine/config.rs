@@ -66,6 +66,35 @@ pub struct AdmissionPolicy {
     pub retry_after: [Duration; 3],
 }
 
+/// How long the engine remembers finished work, and how much of it (see the engine's
+/// `workflows/retention.rs`). Nothing an open workflow needs is ever forgotten.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RetentionPolicy {
+    /// Closed containments and applied completions are remembered this long at least (unless
+    /// the counts below are exceeded): a re-sent NC, disposition or completion within it is
+    /// recognised. Keep it at or above `dedupe_window`. A production order is remembered until
+    /// its line's next order is this old (an NC's suspect serials reach back less far).
+    pub closed_for: Duration,
+    /// At most this many closed containments are remembered (about 1 KB each).
+    pub containments_closed_max: usize,
+    /// At most this many applied completions are remembered (about 100 bytes each).
+    pub completions_max: usize,
+    /// At most this many dead letters are kept; beyond it the oldest final refusal is forgotten
+    /// (its audit record stays).
+    pub dead_letters_max: usize,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        RetentionPolicy {
+            closed_for: Duration::from_hours(24 * 30),
+            containments_closed_max: 100_000,
+            completions_max: 1_000_000,
+            dead_letters_max: 100_000,
+        }
+    }
+}
+
 /// Everything the engine needs besides its inputs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Config {
@@ -91,6 +120,8 @@ pub struct Config {
     /// An NC's suspect serials must lie in remembered orders to be held: the default covers
     /// days of production even with orders of a few units (each costs about 100 bytes).
     pub orders_per_line_max: usize,
+    /// What finished work is remembered, and for how long.
+    pub retention: RetentionPolicy,
     /// A deliberate defect (feature `sabotage` only; see [`crate::sabotage`]).
     #[cfg(feature = "sabotage")]
     #[serde(default)]
@@ -126,6 +157,7 @@ impl Default for Config {
             dead_letter_probe_every: Duration::from_mins(5),
             parked_per_hold_max: 100_000,
             orders_per_line_max: 4_096,
+            retention: RetentionPolicy::default(),
             #[cfg(feature = "sabotage")]
             defect: None,
         }

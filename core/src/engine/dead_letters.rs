@@ -150,6 +150,32 @@ impl Engine {
         self.stats.dead_letters += 1;
         self.audit_dead_letter(&dl, AuditAction::DeadLettered);
         self.dead_letters.insert(dl.id, dl);
+        if self.dead_letters.len() > self.config.retention.dead_letters_max {
+            self.evict_dead_letter();
+        }
+    }
+
+    /// Makes room in a full dead-letter queue: forgets the oldest letter the engine would never
+    /// replay by itself — a final refusal, not a transient failure waiting for its target, not an
+    /// event waiting for master data, not a confirmation waiting for a release. Its
+    /// `dead_lettered` audit record stays, with the reason. With no such letter, nothing is
+    /// forgotten (what remains is bounded by the workflows that wait).
+    fn evict_dead_letter(&mut self) {
+        let parked = |id: u64| {
+            self.targets
+                .iter()
+                .any(|t| t.parked_dead_letters.contains(&id))
+        };
+        let victim = self.dead_letters.values().find(|d| {
+            !d.reason.is_transient()
+                && d.confirmation().is_none()
+                && !self.awaiting_master_data.contains(&d.id)
+                && !parked(d.id)
+        });
+        if let Some(id) = victim.map(|d| d.id) {
+            self.dead_letters.remove(&id);
+            self.stats.dead_letters_evicted += 1;
+        }
     }
 
     pub(super) fn replay_dead_letter(&mut self, id: u64) -> bool {

@@ -236,6 +236,11 @@ pub(super) struct Probe {
 }
 
 impl SeenEvents {
+    /// Events remembered (within the window, not yet expired).
+    pub fn len(&self) -> usize {
+        self.ring.len()
+    }
+
     /// Looks `event` up.
     pub fn probe(&self, event: &EventRef) -> Probe {
         let tag = tag_of(event);

@@ -122,6 +122,15 @@ pub struct Stats {
     /// Production orders the registry forgot (beyond `orders_per_line_max` per line).
     #[serde(default)]
     pub orders_evicted: u64,
+    /// Closed or orphaned containments forgotten (`retention`).
+    #[serde(default)]
+    pub containments_forgotten: u64,
+    /// Applied completions forgotten (`retention`).
+    #[serde(default)]
+    pub completions_forgotten: u64,
+    /// Final refusals dropped from a full dead-letter queue (their audit records stay).
+    #[serde(default)]
+    pub dead_letters_evicted: u64,
     pub breaker_opens: u64,
     pub alarms_filtered: u64,
     pub confirmations_parked: u64,
@@ -206,6 +215,20 @@ enum Timer {
     EnrichmentExpired {
         nc_slot: u64,
     },
+}
+
+/// Entries per engine table ([`Engine::footprint`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Footprint {
+    pub containments: usize,
+    pub work_order_links: usize,
+    pub completions: usize,
+    pub dead_letters: usize,
+    /// Production orders remembered, over all lines.
+    pub orders: usize,
+    pub dedupe_entries: usize,
+    pub open_calls: usize,
+    pub timers: usize,
 }
 
 /// The health of one target as the engine sees it, for reports and the live view.
@@ -312,6 +335,21 @@ impl Engine {
     /// The context registry (asset placements, production orders) as master data built it.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+    /// How many entries each of the engine's tables holds: what grows with the plant's history,
+    /// to show that retention keeps it flat.
+    pub fn footprint(&self) -> Footprint {
+        let w = &self.workflows;
+        Footprint {
+            containments: w.containments_len(),
+            work_order_links: w.work_order_links_len(),
+            completions: w.completions_len(),
+            dead_letters: self.dead_letters.len(),
+            orders: self.registry.orders_len(),
+            dedupe_entries: self.seen.len(),
+            open_calls: self.calls.len(),
+            timers: self.timers.len(),
+        }
     }
     /// The dead-letter queue, oldest first.
     pub fn dead_letters(&self) -> impl Iterator<Item = &DeadLetter> {

@@ -103,6 +103,11 @@ impl Engine {
         };
         let attempt = st.attempt;
         self.targets[target.index()].in_flight += 1;
+        debug_assert!(
+            self.targets[target.index()].in_flight
+                <= self.config.targets[target.index()].in_flight_max.max(1),
+            "{target}: more calls in flight than its in_flight_max"
+        );
         self.outbox.push_back(call);
         self.timer_seq += 1;
         self.next_due = self.next_due.min(deadline);

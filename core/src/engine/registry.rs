@@ -2,6 +2,7 @@
 //! ERP's order releases (asset → station → line → plant; production orders per line).
 
 use crate::model::{AssetId, AssetPlacement, LineId, ProductionOrder, SerialRange, StationId};
+use crate::time::{Duration, Instant};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -11,7 +12,8 @@ use std::collections::VecDeque;
 pub struct Registry {
     placements: FxHashMap<StationId, (u64, AssetPlacement)>,
     stations_by_asset: FxHashMap<AssetId, StationId>,
-    orders: FxHashMap<LineId, VecDeque<ProductionOrder>>,
+    /// Per line, the orders remembered, oldest first, with when each was released.
+    orders: FxHashMap<LineId, VecDeque<(Instant, ProductionOrder)>>,
 }
 
 impl Registry {
@@ -25,6 +27,11 @@ impl Registry {
         self.stations_by_asset.get(asset)
     }
 
+    /// Production orders remembered, over all lines.
+    pub fn orders_len(&self) -> usize {
+        self.orders.values().map(VecDeque::len).sum()
+    }
+
     /// Number of stations known.
     pub fn stations(&self) -> usize {
         self.placements.len()
@@ -32,7 +39,7 @@ impl Registry {
 
     /// The newest order released to a line.
     pub fn active_order(&self, line: &LineId) -> Option<&ProductionOrder> {
-        self.orders.get(line).and_then(|q| q.back())
+        self.orders.get(line).and_then(|q| q.back()).map(|(_, o)| o)
     }
 
     /// The remembered order of a line whose serials contain `serial`.
@@ -41,6 +48,7 @@ impl Registry {
             .get(line)?
             .iter()
             .rev()
+            .map(|(_, o)| o)
             .find(|o| o.serials.contains(serial))
     }
 
@@ -58,16 +66,27 @@ impl Registry {
         true
     }
 
-    /// Remembers a released order, keeping at most `per_line_max` per line (the oldest go
-    /// first). Returns how many it forgot.
-    pub(crate) fn add_order(&mut self, o: ProductionOrder, per_line_max: usize) -> u64 {
+    /// Remembers an order released at `now`. Per line it keeps at most `per_line_max`, and
+    /// forgets an order once the line's next order was released `keep_for` ago (production moved
+    /// past it a whole retention window ago), oldest first; the newest order of a line is always
+    /// kept. Returns how many it forgot.
+    pub(crate) fn add_order(
+        &mut self,
+        o: ProductionOrder,
+        now: Instant,
+        per_line_max: usize,
+        keep_for: Duration,
+    ) -> u64 {
         let q = self.orders.entry(o.line.clone()).or_default();
-        if q.iter().rev().any(|x| x.id == o.id) {
+        if q.iter().rev().any(|(_, x)| x.id == o.id) {
             return 0;
         }
-        q.push_back(o);
+        q.push_back((now, o));
         let mut evicted = 0;
-        while q.len() > per_line_max.max(1) {
+        while q.len() > per_line_max.max(1)
+            || q.get(1)
+                .is_some_and(|(next, _)| now.saturating_since(*next) >= keep_for)
+        {
             q.pop_front();
             evicted += 1;
         }
@@ -89,6 +108,7 @@ impl Registry {
         };
         let mut out: Vec<(ProductionOrder, SerialRange)> = orders
             .iter()
+            .map(|(_, o)| o)
             .filter(|o| o.serials.last() >= suspect.first() && o.serials.first() <= suspect.last())
             .filter_map(|o| {
                 let first = o.serials.first().max(suspect.first());

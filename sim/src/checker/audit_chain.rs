@@ -106,12 +106,8 @@ mod tests {
 
     /// The audit log of a short run with a containment, a repair and a release.
     fn audit_of_a_run() -> Vec<AuditRecord> {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../scenarios/torque-drift-containment.toml"
-        ))
-        .expect("library scenario");
-        let s = Scenario::from_str(&text, "torque-drift-containment.toml").expect("valid");
+        let text = include_str!("../../../scenarios/torque-drift-containment.toml");
+        let s = Scenario::from_str(text, "torque-drift-containment.toml").expect("valid");
         let mut w = World::new(s, 7, None);
         w.start();
         w.finish();

@@ -28,10 +28,9 @@ impl Workflows {
         cfg: &Config,
         fx: &mut Effects,
     ) {
-        if self.completed.contains_key(&w.work_order) {
+        if !self.remember_completion(&w.work_order, now) {
             return;
         }
-        self.completed.insert(w.work_order.clone(), now);
         if (self.breakdowns_open.get(&w.station)).is_some_and(|b| b.work_order == w.work_order) {
             self.breakdowns_open.remove(&w.station);
         }
@@ -107,6 +106,7 @@ impl Workflows {
             let c = self.containments.entry(nc.clone()).or_default();
             c.completion = Some(origin);
             self.try_release(&nc, cfg, fx);
+            self.retire_if_closed(&nc, now);
         }
     }
 

@@ -8,6 +8,7 @@ mod confirmations;
 mod containment;
 mod maintenance;
 mod master_data;
+mod retention;
 
 use super::{Config, Effects, NewCall, Registry, Unprocessable};
 use crate::call::{EventRef, IdempotencyKey, Request};
@@ -172,6 +173,8 @@ struct Containment {
     waiting_slot: Option<u64>,
     /// Confirmations parked behind this hold (they wait in [`Workflows::parked`]).
     parked: usize,
+    /// Listed in [`Workflows::retired`] (see [`retention`]).
+    retired: bool,
 }
 
 /// A production confirmation waiting for the release of the hold over its serials.
@@ -233,8 +236,11 @@ pub(super) struct Workflows {
     /// Work orders the core created for an NC.
     work_order_nc: FxHashMap<WorkOrderId, NcId>,
     /// Work orders whose completion was already applied (a re-sent completion with a new event id
-    /// must not post costs twice).
+    /// must not post costs twice), and the same oldest first for [`retention`].
     completed: FxHashMap<WorkOrderId, Instant>,
+    completed_order: VecDeque<(Instant, WorkOrderId)>,
+    /// Closed and orphaned containments, oldest first, with when they were listed ([`retention`]).
+    retired: VecDeque<(Instant, NcId)>,
     /// Open breakdown per station: W4 folds fault alarms, and the first down state, into it.
     breakdowns_open: FxHashMap<StationId, OpenBreakdown>,
     breakdown_seq: u64,
@@ -265,6 +271,7 @@ impl Workflows {
         fx: &mut Effects,
         stats: &mut super::Stats,
     ) {
+        self.forget(cfg, now, stats);
         match data {
             EventData::OrderReleased(o) => {
                 let dispatch = key(format_args!("w6/dispatch/{}", o.id));
@@ -273,7 +280,8 @@ impl Workflows {
                 } else {
                     cfg.orders_per_line_max
                 };
-                stats.orders_evicted += reg.add_order(o.clone(), per_line_max);
+                stats.orders_evicted +=
+                    reg.add_order(o.clone(), now, per_line_max, cfg.retention.closed_for);
                 fx.registry_grew = true;
                 fx.call(
                     System::Mes,
@@ -304,6 +312,7 @@ impl Workflows {
                 if c.disposition.is_none() {
                     c.disposition = Some((d, origin, class));
                     self.try_release(&id, cfg, fx);
+                    self.retire_if_closed(&id, now);
                 }
             }
             EventData::WorkOrderCompleted(w) => {
@@ -520,6 +529,7 @@ impl Workflows {
                 } else {
                     self.try_release(nc, cfg, fx);
                 }
+                self.retire_if_closed(nc, now);
             }
             Owner::MasterData {
                 consumer,
