@@ -19,10 +19,19 @@ pub struct AuditStore {
     conn: Connection,
 }
 
-/// The business id a record belongs to: the correlation part of its idempotency key
-/// (`w1/NC-7/hold` → `NC-7`, `w2/WO-NC-7/cost/parts` → `WO-NC-7`).
+/// The business id a record belongs to, from its idempotency key (docs/middleware.md): the NC of
+/// W1 and W3 (`w1/NC-7/hold` → `NC-7`), the work order of W2 (`w2/WO-NC-7/cost/parts`), the
+/// station of W4, the record key of W5 (`w5/mes/asset/A-3/v2` → `A-3`) and the order of W6
+/// (`w6/dispatch/PO-1`, `w6/PO-1/S3/1..=9` → `PO-1`).
 pub fn correlation_of(r: &AuditRecord) -> &str {
-    r.key.as_str().split('/').nth(1).unwrap_or("")
+    let mut parts = r.key.as_str().split('/');
+    let workflow = parts.next().unwrap_or("");
+    let second = parts.next().unwrap_or("");
+    match (workflow, second) {
+        ("w5", _) => parts.nth(1).unwrap_or(""),
+        ("w6", "dispatch") => parts.next().unwrap_or(""),
+        _ => second,
+    }
 }
 
 impl AuditStore {
@@ -100,5 +109,60 @@ impl AuditStore {
             out.push(serde_json::from_str(&text).map_err(|x| x.to_string())?);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plantloop_core::audit::{AuditAction, GENESIS};
+    use plantloop_core::call::{EventRef, IdempotencyKey};
+    use plantloop_core::model::System;
+    use plantloop_core::time::Instant;
+
+    fn record(seq: u64, key: &str) -> AuditRecord {
+        AuditRecord {
+            seq,
+            at: Instant::ZERO,
+            action: AuditAction::Posted,
+            target: System::Erp,
+            request: "post_hold".into(),
+            key: IdempotencyKey(key.into()),
+            receipt: Some("ERP-1".into()),
+            reason: None,
+            origin: EventRef::new("/qms", "1"),
+            causation: vec![EventRef::new("/qms", "1")],
+            prev_hash: GENESIS,
+            hash: GENESIS,
+        }
+    }
+
+    #[test]
+    fn a_record_belongs_to_the_business_id_of_its_key() {
+        for (key, want) in [
+            ("w1/NC-7/hold/2", "NC-7"),
+            ("w2/WO-NC-7/cost/parts", "WO-NC-7"),
+            ("w4/P1-L1-S3/2", "P1-L1-S3"),
+            ("w5/mes/asset/A-3/v2", "A-3"),
+            ("w6/dispatch/PO-1", "PO-1"),
+            ("w6/PO-1/P1-L1-S3/1..=9", "PO-1"),
+        ] {
+            assert_eq!(correlation_of(&record(1, key)), want, "{key}");
+        }
+    }
+
+    #[test]
+    fn records_are_stored_once_and_found_by_correlation() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = AuditStore::open(&dir.path().join("a.sqlite")).unwrap();
+        assert_eq!(s.last_seq().unwrap(), 0);
+        let rs = [record(1, "w1/NC-7/hold"), record(2, "w2/WO-9/cost/parts")];
+        s.store(&rs).unwrap();
+        s.store(&rs[..1]).unwrap();
+        assert_eq!(s.last_seq().unwrap(), 2);
+        let found = s.by_correlation("NC-7").unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0]["key"], "w1/NC-7/hold");
+        assert!(s.by_correlation("nothing").unwrap().is_empty());
     }
 }
