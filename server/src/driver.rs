@@ -19,7 +19,7 @@ use plantloop_core::durable::DurableEngine;
 use plantloop_core::engine::{Ack, DeadLetter, Input};
 use plantloop_core::event::Event;
 use serde_json::{Value, json};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -67,6 +67,10 @@ pub struct Status {
     pub ready: AtomicBool,
     /// Why the engine stopped, if it failed.
     pub failed: Mutex<Option<String>>,
+    /// Inputs journaled since start.
+    pub inputs: AtomicU64,
+    /// Journal syncs since start: fewer than `inputs` when requests shared a sync.
+    pub syncs: AtomicU64,
 }
 
 /// The engine thread's state.
@@ -201,7 +205,11 @@ impl Driver {
             self.engine
                 .handle(now, Input::Tick)
                 .map_err(|e| format!("journal: {e}"))?;
+            handled += 1;
         }
+        self.status
+            .inputs
+            .fetch_add(handled as u64, Ordering::Relaxed);
         self.commit(&mut owed)?;
         Ok(stop)
     }
@@ -211,6 +219,7 @@ impl Driver {
         self.engine
             .sync()
             .map_err(|e| format!("journal sync: {e}"))?;
+        self.status.syncs.fetch_add(1, Ordering::Relaxed);
         let mut records = Vec::new();
         while let Some(r) = self.engine.engine_mut().poll_audit() {
             records.push(r);

@@ -285,7 +285,12 @@ async fn health() -> Response {
 
 async fn ready(State(gw): State<Gateway>) -> Response {
     if gw.status.ready.load(Ordering::Acquire) {
-        return axum::Json(json!({ "status": "ready" })).into_response();
+        return axum::Json(json!({
+            "status": "ready",
+            "inputs": gw.status.inputs.load(Ordering::Relaxed),
+            "syncs": gw.status.syncs.load(Ordering::Relaxed),
+        }))
+        .into_response();
     }
     let why = gw
         .status

@@ -277,3 +277,47 @@ async fn a_full_latency_class_pushes_back_with_retry_after() {
     service.stop().await.unwrap();
     plant.mocks.shutdown().await.unwrap();
 }
+
+/// Concurrent requests share journal syncs: each is answered after a sync that covers it, and
+/// there are fewer syncs than requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_share_one_sync() {
+    let data = tempfile::tempdir().unwrap();
+    let (plant, listener) = Plant::new(data.path(), &[]).await;
+    let service = plant.start(Some(listener)).await;
+    let base = plant.service_url();
+    let ready = |v: &Value| (v["inputs"].as_u64().unwrap(), v["syncs"].as_u64().unwrap());
+    let (_, before) = plant.get(format!("{base}/ready")).await;
+    let requests = 200;
+    let mut tasks = vec![];
+    for i in 0..requests {
+        let c = plant.client.clone();
+        let url = format!("{base}/events");
+        let body = serde_json::to_vec(&nc_event(&format!("g{i}"))).unwrap();
+        tasks.push(tokio::spawn(async move {
+            c.post(url)
+                .header("content-type", "application/cloudevents+json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 202);
+    }
+    let (_, after) = plant.get(format!("{base}/ready")).await;
+    let (inputs, syncs) = (
+        ready(&after).0 - ready(&before).0,
+        ready(&after).1 - ready(&before).1,
+    );
+    assert!(inputs >= requests, "{inputs} inputs for {requests} events");
+    assert!(
+        syncs < requests,
+        "{syncs} syncs for {requests} concurrent events"
+    );
+    service.stop().await.unwrap();
+    plant.mocks.shutdown().await.unwrap();
+}
