@@ -91,14 +91,17 @@ enum Owed {
 }
 
 impl Driver {
-    /// Runs turns until [`Msg::Stop`], the channel closing, or a journal failure.
-    pub fn run(mut self, rx: Receiver<Msg>) {
+    /// Runs turns until [`Msg::Stop`], the channel closing, or a journal failure. `started` is
+    /// told once the engine is ready (recovery synced) or could not get there.
+    pub fn run(mut self, rx: Receiver<Msg>, started: impl FnOnce(Result<(), String>)) {
         // Recovery's `Restarted` (and any re-issued audit records) are not synced yet.
         if let Err(e) = self.commit(&mut vec![]) {
             self.fail(&e);
+            started(Err(e));
             return;
         }
         self.status.ready.store(true, Ordering::Release);
+        started(Ok(()));
         let mut batch = Vec::with_capacity(64);
         loop {
             let first = match self.engine.engine().poll_timeout() {

@@ -91,7 +91,8 @@ impl Service {
     }
 }
 
-/// Opens the data folder, recovers the engine from its journal and starts serving. Every
+/// Opens the data folder, recovers the engine from its journal and starts serving; returns once
+/// the engine is ready (`GET /ready` answers 200). Every
 /// target needs a base URL. Fails (naming the file) when the journal cannot be opened, is held
 /// by another process or does not recover, and when the address cannot be bound.
 pub async fn start(config: ServeConfig) -> Result<Service, String> {
@@ -142,15 +143,16 @@ pub async fn start_on(listener: TcpListener, config: ServeConfig) -> Result<Serv
             .spawn(move || match recover(&config) {
                 Ok((engine, audit, recovery)) => {
                     let clock = Clock::start(engine.engine().now());
-                    let _ = recovered_tx.send(Ok(recovery));
-                    Driver {
+                    let driver = Driver {
                         engine,
                         audit,
                         outbound,
                         clock,
                         status,
-                    }
-                    .run(rx);
+                    };
+                    driver.run(rx, move |r| {
+                        let _ = recovered_tx.send(r.map(|()| recovery));
+                    });
                 }
                 Err(e) => {
                     let _ = recovered_tx.send(Err(e));
