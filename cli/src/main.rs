@@ -7,6 +7,7 @@ mod init;
 mod mocks;
 mod output;
 mod run;
+mod serve;
 mod tui;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -43,6 +44,8 @@ enum Command {
     Tui(tui::TuiArgs),
     /// Serve the mock ERP, QMS, CMMS and MES over HTTP on 127.0.0.1 ports P..P+3 until interrupted.
     Mocks(mocks::MocksArgs),
+    /// Run the integration core as a service over HTTP: CloudEvents in, calls out to the targets.
+    Serve(serve::ServeArgs),
     /// Write a commented starter scenario and CI snippets (GitHub Actions, GitLab CI) into DIR.
     Init(init::InitArgs),
     /// Print a shell completion script for SHELL to stdout.
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Explore(args) => explore::main(args),
         Command::Tui(args) => tui::main(args),
         Command::Mocks(args) => mocks::main(args),
+        Command::Serve(args) => serve::main(args),
         Command::Init(args) => init::main(args),
         Command::Completions(args) => completions::main(args),
     }

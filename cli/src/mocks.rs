@@ -127,7 +127,7 @@ fn print_urls(mocks: &RunningMocks, personalities: &[(System, Personality)]) {
 }
 
 /// Ctrl-C (SIGINT) and, on Unix, SIGTERM: registered when built, so none is missed afterwards.
-struct Interrupts {
+pub(crate) struct Interrupts {
     #[cfg(unix)]
     int: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -135,7 +135,7 @@ struct Interrupts {
 }
 
 impl Interrupts {
-    fn register() -> std::io::Result<Self> {
+    pub(crate) fn register() -> std::io::Result<Self> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -151,7 +151,7 @@ impl Interrupts {
     }
 
     /// Resolves on the first of the signals.
-    async fn recv(mut self) {
+    pub(crate) async fn recv(mut self) {
         #[cfg(unix)]
         tokio::select! {
             _ = self.int.recv() => {}

@@ -213,3 +213,33 @@ fn the_invariant_ids_of_the_docs_are_the_checkers() {
         .collect();
     assert_eq!(documented, known, "docs/invariants.md vs the checker's ids");
 }
+
+/// Every `toml serve` example of docs/ is a configuration file `plantloop serve` reads, or fails
+/// with the error the `text` block after it shows.
+#[test]
+fn every_serve_config_example_loads_or_fails_with_the_error_shown() {
+    let mut checked = 0;
+    for (page, text) in pages() {
+        let bs = blocks(&text);
+        for (i, (info, body, line)) in bs.iter().enumerate() {
+            if info != "toml serve" {
+                continue;
+            }
+            let shown = bs
+                .get(i + 1)
+                .filter(|(info, b, _)| info == "text" && b.starts_with("error: "))
+                .map(|(_, b, _)| b.trim_end().trim_start_matches("error: ").to_owned());
+            let got = plantloop_server::ServeConfig::parse("serve.toml", body);
+            match (&shown, got) {
+                (None, Ok(_)) => {}
+                (None, Err(e)) => panic!("{page}:{line}: the example does not load: {e}"),
+                (Some(want), Err(e)) => assert_eq!(&e.to_string(), want, "{page}:{line}"),
+                (Some(want), Ok(_)) => {
+                    panic!("{page}:{line}: loads, but the page shows the error {want:?}")
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "only {checked} serve examples found");
+}

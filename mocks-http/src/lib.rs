@@ -2,7 +2,7 @@
 //! `plantloop-mocks`), kept in their own crate so that the simulator builds without tokio.
 //!
 //! Each system is an axum server over its state machine behind one lock:
-//! - **capability routes** ([`routes::ROUTES`]) for what the integration core asks — post a quality
+//! - **capability routes** ([`routes::ROUTES`], from `plantloop-wire`) for what the integration core asks — post a quality
 //!   hold, stop a station, create a work order — never table CRUD. `Idempotency-Key` carries the
 //!   core's key. [`routes::http_call_for`] and [`routes::outcome_from_response`] are the client side
 //!   of the same table, for the tokio driver; [`routes::call`] does both over reqwest.
@@ -23,8 +23,6 @@ pub mod clock;
 pub mod fault;
 pub mod openapi;
 pub mod operator;
-pub mod problem;
-pub mod routes;
 mod server;
 pub mod webhook;
 
@@ -37,5 +35,6 @@ pub use server::{
 };
 pub use webhook::{Subscriber, WebhookConfig, verify_signature};
 
-/// The largest request body a mock accepts; larger ones get 413.
-pub const BODY_BYTES_MAX: usize = 64 * 1024;
+/// The capability routes and problem+json live in `plantloop-wire`, shared with the core's tokio
+/// driver; they are re-exported here under their old paths.
+pub use plantloop_wire::{BODY_BYTES_MAX, problem, routes};

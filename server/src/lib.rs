@@ -1,8 +1,28 @@
-//! The parts of plantloop's integration core that touch the outside world. Today that is the
-//! durable SQLite journal ([`journal::SqliteJournal`]); the tokio driver with its HTTP gateway and
-//! the edge agent are to come here too.
+//! The parts of plantloop's integration core that touch the outside world: the tokio driver of
+//! the sans-IO engine in `plantloop-core` (quinn's split), behind an HTTP gateway, with the durable
+//! SQLite journal. `plantloop serve` is [`service::start`] with a [`config::ServeConfig`].
 //!
-//! The integration engine in `plantloop-core` is sans-IO; this crate supplies the wall clock, the
-//! sockets and the files, and is the only place where inputs become durable on disk.
+//! - [`journal`] — the SQLite journal (WAL, group commit, checksums, snapshots);
+//! - [`driver`] — the engine's own thread: journal, sync once per turn, then answer and call out;
+//! - [`outbound`] — each call attempt over HTTP on its own task (`plantloop-wire`'s route table);
+//! - [`ingress`] — CloudEvents in structured, batched and binary mode;
+//! - [`http`] — the gateway's routes (`/events`, `/health`, `/ready`, `/dead-letters`, `/audit`);
+//! - [`audit_store`] — the audit chain, stored for queries by correlation;
+//! - [`config`] — the strict TOML configuration; [`clock`] — wall time as the engine's `Instant`;
+//! - [`service`] — the data folder, recovery, start and stop.
+//!
+//! The engine is sans-IO; this crate supplies the wall clock, the sockets and the files, and is
+//! the only place where inputs become durable on disk.
 
+pub mod audit_store;
+pub mod clock;
+pub mod config;
+pub mod driver;
+pub mod http;
+pub mod ingress;
 pub mod journal;
+pub mod outbound;
+pub mod service;
+
+pub use config::ServeConfig;
+pub use service::{Service, StopHandle, start, start_on};

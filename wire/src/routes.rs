@@ -559,6 +559,18 @@ pub fn outcome_from_response(
     }
 }
 
+/// The W3C trace-context request header.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+/// Per-attempt settings of [`call_with`].
+#[derive(Clone, Debug, Default)]
+pub struct CallOptions<'a> {
+    /// The attempt is abandoned (`TimedOut`) after this long; `None`: the client's own timeout.
+    pub timeout: Option<std::time::Duration>,
+    /// A W3C `traceparent` to send (`00-<trace id>-<span id>-<flags>`).
+    pub traceparent: Option<&'a str>,
+}
+
 /// Makes one attempt of `request` against the system at `base_url` (`http://127.0.0.1:8480`) with
 /// `key`, and maps the answer: a timeout is `TimedOut`, a connection failure `Unavailable { status: 0 }`.
 pub async fn call(
@@ -567,6 +579,17 @@ pub async fn call(
     key: &IdempotencyKey,
     request: &Request,
 ) -> Outcome {
+    call_with(client, base_url, key, request, &CallOptions::default()).await
+}
+
+/// [`call`] with a per-attempt timeout and a `traceparent` header.
+pub async fn call_with(
+    client: &reqwest::Client,
+    base_url: &str,
+    key: &IdempotencyKey,
+    request: &Request,
+    options: &CallOptions<'_>,
+) -> Outcome {
     let (method, path, body) = http_call_for(request);
     let mut rb = client.request(
         method,
@@ -574,6 +597,12 @@ pub async fn call(
     );
     if request.is_posting() {
         rb = rb.header(IDEMPOTENCY_KEY_HEADER, key.as_str());
+    }
+    if let Some(tp) = options.traceparent {
+        rb = rb.header(TRACEPARENT_HEADER, tp);
+    }
+    if let Some(t) = options.timeout {
+        rb = rb.timeout(t);
     }
     if !body.is_null() {
         rb = rb.json(&body);

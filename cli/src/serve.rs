@@ -1,0 +1,190 @@
+//! `plantloop serve`: the integration core as a service over HTTP (`plantloop-server`), with the
+//! four mock systems in-process under `--mocks`.
+
+use crate::EXIT_BAD_INPUT;
+use crate::mocks::Interrupts;
+use clap::Args;
+use plantloop_core::System;
+use plantloop_mocks::Personality;
+use plantloop_mocks_http::{MocksConfig, RunningMocks, Subscriber, WebhookConfig};
+use plantloop_server::config::{self, ServeConfig};
+use plantloop_server::{Service, start_on};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio::net::TcpListener;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The configuration file (TOML): each target's URL and personality, the engine's limits.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The data folder: journal, audit store (default ./plantloop-data, or the file's `data`).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// The address to listen on (default 127.0.0.1:8470, or the file's `listen`).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Also serve the four mock systems on free loopback ports, send their events to this
+    /// service by webhook and point the targets at them.
+    #[arg(long)]
+    mocks: bool,
+}
+
+pub fn main(args: ServeArgs) -> ExitCode {
+    let mut config = match &args.config {
+        Some(path) => match ServeConfig::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+        },
+        None => ServeConfig::default(),
+    };
+    if let Some(d) = args.data {
+        config.data = d;
+    }
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(config, args.mocks))
+}
+
+fn mock_personality(p: config::Personality) -> Personality {
+    match p {
+        config::Personality::Modern => Personality::Modern,
+        config::Personality::Legacy => Personality::Legacy,
+        config::Personality::Saas => Personality::Saas,
+    }
+}
+
+/// The four mocks on free loopback ports, each sending its events to `core` by webhook.
+async fn start_mocks(
+    config: &ServeConfig,
+    core: SocketAddr,
+) -> Result<RunningMocks, std::io::Error> {
+    let mut mc = MocksConfig {
+        base_port: 0,
+        ..MocksConfig::default()
+    };
+    for s in System::ALL {
+        let set = mc.system_mut(s);
+        set.personality = mock_personality(config.target(s).personality);
+        set.webhooks = WebhookConfig {
+            subscribers: vec![Subscriber {
+                url: format!("http://{core}/events"),
+                secret: b"plantloop-serve-mocks".to_vec(),
+            }],
+            ..WebhookConfig::default()
+        };
+    }
+    plantloop_mocks_http::serve(mc).await
+}
+
+async fn serve(mut config: ServeConfig, with_mocks: bool) -> ExitCode {
+    let listener = match TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: --listen {}: {e}", config.listen);
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(config.listen);
+    let mocks = if with_mocks {
+        match start_mocks(&config, addr).await {
+            Ok(m) => {
+                for s in System::ALL {
+                    config.target_mut(s).url = Some(m.base_url(s));
+                }
+                Some(m)
+            }
+            Err(e) => {
+                eprintln!("error: --mocks: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    // Before anything is printed: a caller that reads the URLs and at once sends SIGINT must get
+    // a clean stop.
+    let interrupted = match Interrupts::register() {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: cannot install the signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let service = match start_on(listener, config.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if let Some(m) = mocks {
+                let _ = m.shutdown().await;
+            }
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    print_urls(&service, &config, mocks.is_some());
+    let stop = service.stop_handle();
+    tokio::spawn(async move {
+        interrupted.recv().await;
+        stop.stop();
+    });
+    let served = service.wait().await;
+    if let Some(m) = mocks {
+        let _ = m.shutdown().await;
+    }
+    match served {
+        Ok(()) => {
+            println!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_urls(service: &Service, config: &ServeConfig, mocks: bool) {
+    let core = service.url();
+    println!("core  {core}");
+    println!("      POST {core}/events  (CloudEvents: structured, batched or binary)");
+    println!(
+        "      GET  {core}/health  {core}/ready  {core}/dead-letters  {core}/audit?correlation=ID"
+    );
+    for s in System::ALL {
+        let t = config.target(s);
+        println!(
+            "{:<5} {:<7} {}{}",
+            s.as_str(),
+            t.personality.as_str(),
+            t.url.as_deref().unwrap_or("-"),
+            if mocks {
+                "  (mock; /ledger, /openapi.json)"
+            } else {
+                ""
+            }
+        );
+    }
+    let r = service.recovery();
+    let recovered = match (r.snapshot_lsn, r.replayed) {
+        (None, 0) => "a new journal".to_owned(),
+        (Some(lsn), n) => format!("recovered from the snapshot at {lsn} and {n} records after it"),
+        (None, n) => format!("recovered by replaying {n} records"),
+    };
+    println!("data  {} ({recovered})", config.data.display());
+    println!("serving until interrupted (Ctrl-C)");
+}

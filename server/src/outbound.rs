@@ -1,0 +1,180 @@
+//! Calls out: each attempt the engine releases is one HTTP request on its own task, over the
+//! route table the mocks serve (`plantloop-wire`), so a slow target never blocks ingress or the
+//! calls to other targets; how many run at once is bounded by the engine's per-target in-flight
+//! limits. The answer comes back to the engine as an `Input::Reply`.
+
+use crate::driver::Msg;
+use plantloop_core::call::{Call, EventRef};
+use plantloop_core::model::System;
+use plantloop_core::time::Instant;
+use plantloop_wire::routes::{CallOptions, call_with};
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::Sender;
+
+/// Source events whose trace id is remembered for their calls' `traceparent`.
+pub const TRACES_REMEMBERED_MAX: usize = 100_000;
+/// The shortest timeout an attempt is given, even when its deadline is (nearly) past.
+const ATTEMPT_TIMEOUT_MIN: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Sends the engine's calls to the targets.
+pub struct Outbound {
+    client: reqwest::Client,
+    /// Per target, in [`System::ALL`] order.
+    base_urls: [String; 4],
+    runtime: tokio::runtime::Handle,
+    replies: Sender<Msg>,
+    traces: Traces,
+}
+
+impl Outbound {
+    pub fn new(
+        client: reqwest::Client,
+        base_urls: [String; 4],
+        runtime: tokio::runtime::Handle,
+        replies: Sender<Msg>,
+    ) -> Outbound {
+        Outbound {
+            client,
+            base_urls,
+            runtime,
+            replies,
+            traces: Traces::default(),
+        }
+    }
+
+    /// Remembers the trace id of a source event that came with a `traceparent`.
+    pub fn note_trace(&mut self, origin: EventRef, traceparent: &str) {
+        self.traces.note(origin, traceparent);
+    }
+
+    /// Starts one attempt; its outcome arrives later as [`Msg::Reply`].
+    pub fn send(&mut self, call: Call, now: Instant) {
+        let url = self.base_urls[call.target.index()].clone();
+        let traceparent = self.traces.traceparent_for(&call);
+        let timeout =
+            std::time::Duration::from_micros(call.deadline.saturating_since(now).as_micros())
+                .max(ATTEMPT_TIMEOUT_MIN);
+        let client = self.client.clone();
+        let replies = self.replies.clone();
+        self.runtime.spawn(async move {
+            let options = CallOptions {
+                timeout: Some(timeout),
+                traceparent: Some(&traceparent),
+            };
+            let outcome = call_with(&client, &url, &call.key, &call.request, &options).await;
+            // The engine may have stopped meanwhile: the reply is then lost, and the restarted
+            // engine sends the call again under the same key.
+            let _ = replies.send(Msg::Reply {
+                call: call.id,
+                attempt: call.attempt,
+                outcome,
+            });
+        });
+    }
+
+    /// Where calls to `target` go.
+    pub fn base_url(&self, target: System) -> &str {
+        &self.base_urls[target.index()]
+    }
+}
+
+/// Trace ids of recent source events, oldest forgotten first.
+#[derive(Default)]
+struct Traces {
+    ids: HashMap<EventRef, [u8; 16]>,
+    order: VecDeque<EventRef>,
+}
+
+impl Traces {
+    fn note(&mut self, origin: EventRef, traceparent: &str) {
+        let Some(id) = traceparent.split('-').nth(1).and_then(hex16) else {
+            return;
+        };
+        if self.ids.insert(origin.clone(), id).is_none() {
+            self.order.push_back(origin);
+            if self.order.len() > TRACES_REMEMBERED_MAX
+                && let Some(old) = self.order.pop_front()
+            {
+                self.ids.remove(&old);
+            }
+        }
+    }
+
+    /// `00-<trace>-<span>-01`: the trace of the source event (its own `traceparent`'s trace id
+    /// when it came with one, else one derived from its source and id, so every call an event
+    /// causes shares a trace across restarts), and a span per attempt.
+    fn traceparent_for(&self, call: &Call) -> String {
+        let trace = self.ids.get(&call.origin).copied().unwrap_or_else(|| {
+            let mut h = blake3::Hasher::new_derive_key("plantloop trace id v1");
+            h.update(call.origin.source().as_bytes());
+            h.update(&[0]);
+            h.update(call.origin.id().as_bytes());
+            let mut id = [0u8; 16];
+            id.copy_from_slice(&h.finalize().as_bytes()[..16]);
+            id
+        });
+        let mut h = blake3::Hasher::new_derive_key("plantloop span id v1");
+        h.update(&call.id.0.to_le_bytes());
+        h.update(&call.attempt.to_le_bytes());
+        let span = h.finalize();
+        format!("00-{}-{}-01", hex(&trace), hex(&span.as_bytes()[..8]))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex16(s: &str) -> Option<[u8; 16]> {
+    if s.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plantloop_core::call::{CallId, IdempotencyKey, Request};
+    use plantloop_core::model::LatencyClass;
+
+    fn call(id: u64, attempt: u32, origin: &EventRef) -> Call {
+        Call {
+            id: CallId(id),
+            attempt,
+            target: System::Erp,
+            class: LatencyClass::Critical,
+            key: IdempotencyKey("k".into()),
+            request: Request::LookupPosting {
+                key: IdempotencyKey("k".into()),
+            },
+            deadline: Instant::ZERO,
+            origin: origin.clone(),
+        }
+    }
+
+    #[test]
+    fn traceparent_continues_the_source_trace_or_derives_one() {
+        let mut t = Traces::default();
+        let a = EventRef::new("/qms", "1");
+        let derived = t.traceparent_for(&call(1, 1, &a));
+        assert_eq!(derived.len(), 55, "{derived}");
+        assert!(derived.starts_with("00-") && derived.ends_with("-01"));
+        assert_eq!(derived, t.traceparent_for(&call(1, 1, &a)), "stable");
+        assert_ne!(
+            derived,
+            t.traceparent_for(&call(1, 2, &a)),
+            "a span per attempt"
+        );
+        t.note(
+            a.clone(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        );
+        let continued = t.traceparent_for(&call(1, 1, &a));
+        assert!(continued.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+    }
+}
