@@ -7,6 +7,8 @@ use clap::Args;
 use plantloop_core::System;
 use plantloop_mocks::Personality;
 use plantloop_mocks_http::{MocksConfig, RunningMocks, Subscriber, WebhookConfig};
+use plantloop_server::auth::Scope;
+use plantloop_server::auth::local::{ADMIN_TOKEN_LIFETIME, LocalIssuer};
 use plantloop_server::config::{self, ServeConfig};
 use plantloop_server::{Service, start_on};
 use std::net::SocketAddr;
@@ -48,6 +50,10 @@ pub fn main(args: ServeArgs) -> ExitCode {
     if let Some(l) = args.listen {
         config.listen = l;
     }
+    if args.mocks {
+        // The in-process mocks deliver with tokens of the data folder's secret.
+        config.auth.trust_local_secret = true;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -69,10 +75,12 @@ fn mock_personality(p: config::Personality) -> Personality {
     }
 }
 
-/// The four mocks on free loopback ports, each sending its events to `core` by webhook.
+/// The four mocks on free loopback ports, each sending its events to `core` by webhook with a
+/// token of its own (subject `mock-<system>`, scope `events:write`).
 async fn start_mocks(
     config: &ServeConfig,
     core: SocketAddr,
+    issuer: &LocalIssuer,
 ) -> Result<RunningMocks, std::io::Error> {
     let mut mc = MocksConfig {
         base_port: 0,
@@ -85,6 +93,11 @@ async fn start_mocks(
             subscribers: vec![Subscriber {
                 url: format!("http://{core}/events"),
                 secret: b"plantloop-serve-mocks".to_vec(),
+                bearer_token: Some(issuer.mint(
+                    &format!("mock-{}", s.as_str()),
+                    &[Scope::EventsWrite],
+                    ADMIN_TOKEN_LIFETIME,
+                )),
             }],
             ..WebhookConfig::default()
         };
@@ -101,8 +114,24 @@ async fn serve(mut config: ServeConfig, with_mocks: bool) -> ExitCode {
         }
     };
     let addr = listener.local_addr().unwrap_or(config.listen);
-    let mocks = if with_mocks {
-        match start_mocks(&config, addr).await {
+    if !addr.ip().is_loopback() && config.tls.is_none() {
+        eprintln!(
+            "warning: listening on {addr}, beyond this machine, without TLS: bearer tokens and events travel in clear (configure [tls])"
+        );
+    }
+    let issuer = if config.auth.uses_local_secret() {
+        match LocalIssuer::open(&config.data, &config.auth.issuer, &config.auth.audience) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+        }
+    } else {
+        None
+    };
+    let mocks = if let (true, Some(issuer)) = (with_mocks, &issuer) {
+        match start_mocks(&config, addr, issuer).await {
             Ok(m) => {
                 for s in System::ALL {
                     config.target_mut(s).url = Some(m.base_url(s));
@@ -137,6 +166,8 @@ async fn serve(mut config: ServeConfig, with_mocks: bool) -> ExitCode {
         }
     };
     print_urls(&service, &config, mocks.is_some());
+    print_auth(&service, &config, issuer.as_ref());
+    println!("serving until interrupted (Ctrl-C)");
     let stop = service.stop_handle();
     tokio::spawn(async move {
         interrupted.recv().await;
@@ -186,5 +217,32 @@ fn print_urls(service: &Service, config: &ServeConfig, mocks: bool) {
         (None, n) => format!("recovered by replaying {n} records"),
     };
     println!("data  {} ({recovered})", config.data.display());
-    println!("serving until interrupted (Ctrl-C)");
+}
+
+/// How to call the service: the admin token and a curl line to paste, or whose tokens it takes.
+fn print_auth(service: &Service, config: &ServeConfig, issuer: Option<&LocalIssuer>) {
+    let core = service.url();
+    match issuer {
+        Some(issuer) => {
+            println!(
+                "auth  admin token (every scope, valid {} days; its secret is {}):",
+                ADMIN_TOKEN_LIFETIME.as_secs() / 86_400,
+                issuer.path().display()
+            );
+            println!("      TOKEN={}", issuer.admin_token());
+            println!("      curl -H \"Authorization: Bearer $TOKEN\" {core}/dead-letters");
+        }
+        None => println!(
+            "auth  bearer JWTs issued by {} for audience {}",
+            config.auth.issuer, config.auth.audience
+        ),
+    }
+    if let Some(t) = &config.tls {
+        let mtls = if t.client_ca.is_some() {
+            ", client certificates required"
+        } else {
+            ""
+        };
+        println!("tls   {}{mtls}", t.cert.path.display());
+    }
 }

@@ -37,6 +37,15 @@ impl Serving {
             .to_owned()
     }
 
+    /// The admin token printed at start (`TOKEN=…`).
+    fn token(&self) -> String {
+        self.lines
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("TOKEN="))
+            .unwrap_or_else(|| panic!("no admin token in {:?}", self.lines))
+            .to_owned()
+    }
+
     /// Sends SIGTERM; returns the exit code and the lines printed after.
     fn terminate(mut self) -> (Option<i32>, Vec<String>) {
         let pid = self.child.id().to_string();
@@ -105,11 +114,17 @@ fn serve(args: &[&str]) -> Serving {
 
 /// One HTTP/1.1 request over a fresh connection: (status, body).
 fn http(url: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    http_as(url, method, path, body, None)
+}
+
+/// [`http`] with `Authorization: Bearer <token>`.
+fn http_as(url: &str, method: &str, path: &str, body: &str, token: Option<&str>) -> (u16, String) {
     let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n{auth}content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).unwrap();
@@ -179,9 +194,22 @@ fn serve_with_mocks_closes_the_loop_stops_on_sigterm_and_continues_after_a_resta
         "{:?}",
         s.lines
     );
-    let (status, body) = http(&s.url("core"), "GET", "/audit?correlation=NC-000001", "");
+    let audit = "/audit?correlation=NC-000001";
+    let (status, body) = http(&s.url("core"), "GET", audit, "");
+    assert_eq!(status, 401, "no token: {body}");
+    // The admin token printed at start, and a curl line using it.
+    assert!(
+        s.lines
+            .iter()
+            .any(|l| l.contains("curl -H \"Authorization: Bearer $TOKEN\"")),
+        "{:?}",
+        s.lines
+    );
+    let (status, body) = http_as(&s.url("core"), "GET", audit, "", Some(&s.token()));
     assert_eq!(status, 200);
     assert!(body.contains("w1/NC-000001/hold"), "{body}");
+    // The NC came from the mock QMS's webhook, under its own token.
+    assert!(body.contains(r#""principal":"mock-qms""#), "{body}");
     assert_eq!(s.terminate().0, Some(0));
 }
 
@@ -212,4 +240,19 @@ fn a_bad_config_file_exits_2_naming_file_line_and_key() {
     assert_eq!(o.status.code(), Some(2));
     let stderr = String::from_utf8(o.stderr).unwrap();
     assert!(stderr.contains("targets.erp.url is not set"), "{stderr}");
+    // A key file that is not there: exit 2 naming file, line and key, before anything starts.
+    std::fs::write(
+        &path,
+        "listen = \"127.0.0.1:0\"\n[auth]\nes256_public_keys = [\"idp.pem\"]\n",
+    )
+    .unwrap();
+    let o = bin()
+        .args(["serve", "--mocks", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let stderr = String::from_utf8(o.stderr).unwrap();
+    let want = format!("error: {}:3: auth.es256_public_keys[0]: ", path.display());
+    assert!(stderr.starts_with(&want), "{stderr}");
+    assert!(stderr.contains("idp.pem: cannot read"), "{stderr}");
 }

@@ -127,6 +127,9 @@ pub struct Subscriber {
     pub url: String,
     /// The HMAC key shared with the receiver.
     pub secret: Vec<u8>,
+    /// Sent as `Authorization: Bearer <token>` when the receiver requires a token (as
+    /// `plantloop serve` does).
+    pub bearer_token: Option<String>,
 }
 
 /// How a [`Dispatcher`] delivers. Every queue and wait has a bound.
@@ -373,8 +376,11 @@ async fn deliver_once(
     timeout: Duration,
 ) -> bool {
     let timestamp = crate::clock::unix_secs();
-    let result = client
-        .post(&sub.url)
+    let mut request = client.post(&sub.url);
+    if let Some(token) = &sub.bearer_token {
+        request = request.bearer_auth(token);
+    }
+    let result = request
         .timeout(timeout)
         .header(reqwest::header::CONTENT_TYPE, CLOUDEVENTS_JSON)
         .header(TIMESTAMP_HEADER, timestamp.to_string())

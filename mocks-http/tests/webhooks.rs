@@ -61,6 +61,7 @@ async fn erp_delivering_to(url: &str, faults: Option<FaultProfile>) -> RunningMo
             subscribers: vec![Subscriber {
                 url: url.to_owned(),
                 secret: SECRET.to_vec(),
+                bearer_token: None,
             }],
             backoff_initial: Duration::from_millis(20),
             backoff_max: Duration::from_millis(100),

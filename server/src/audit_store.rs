@@ -5,8 +5,15 @@
 //! synced the inputs that produced them; a crash between the two loses nothing, because recovery
 //! re-issues every record after [`AuditStore::last_seq`] (`DurableEngine::open_after_audit`), so
 //! the chain stored here stays gap-free. `synchronous=NORMAL` is enough for the same reason.
+//!
+//! It also keeps who delivered each source event (the subject of the bearer token that brought
+//! it: the seed asks that audit logs say who initiated a quality release), stored in the same
+//! transaction as the turn's records and before the event is acknowledged. The first delivery
+//! stored is kept; a duplicate delivery fills the gap a crash before the store may have left.
+//! `GET /audit` shows, for each record, who delivered its origin and causation events.
 
 use plantloop_core::audit::AuditRecord;
+use plantloop_core::call::EventRef;
 use rusqlite::{Connection, params};
 use serde_json::Value;
 use std::path::Path;
@@ -53,7 +60,13 @@ impl AuditStore {
                  correlation TEXT NOT NULL,
                  record TEXT NOT NULL
              ) STRICT;
-             CREATE INDEX IF NOT EXISTS audit_correlation ON audit (correlation, seq);",
+             CREATE INDEX IF NOT EXISTS audit_correlation ON audit (correlation, seq);
+             CREATE TABLE IF NOT EXISTS deliveries (
+                 source TEXT NOT NULL,
+                 id TEXT NOT NULL,
+                 principal TEXT NOT NULL,
+                 PRIMARY KEY (source, id)
+             ) STRICT, WITHOUT ROWID;",
         )
         .map_err(e("create tables"))?;
         Ok(AuditStore { conn })
@@ -69,9 +82,14 @@ impl AuditStore {
             .map_err(|e| format!("reading the audit store: {e}"))
     }
 
-    /// Stores records in one transaction; a record already stored (same seq) is kept as it was.
-    pub fn store(&mut self, records: &[AuditRecord]) -> Result<(), String> {
-        if records.is_empty() {
+    /// Stores records and who delivered events in one transaction; a record already stored
+    /// (same seq), or an event's first delivery, is kept as it was.
+    pub fn store<P: AsRef<str>>(
+        &mut self,
+        records: &[AuditRecord],
+        deliveries: &[(EventRef, P)],
+    ) -> Result<(), String> {
+        if records.is_empty() && deliveries.is_empty() {
             return Ok(());
         }
         let e = |err: rusqlite::Error| format!("storing audit records: {err}");
@@ -87,11 +105,38 @@ impl AuditStore {
                 stmt.execute(params![r.seq as i64, correlation_of(r), json])
                     .map_err(e)?;
             }
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO deliveries (source, id, principal) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(e)?;
+            for (event, principal) in deliveries {
+                stmt.execute(params![event.source(), event.id(), principal.as_ref()])
+                    .map_err(e)?;
+            }
         }
         tx.commit().map_err(e)
     }
 
-    /// The records of one correlation, in chain order.
+    /// Who delivered an event, if it is known.
+    pub fn delivered_by(&self, source: &str, id: &str) -> Result<Option<String>, String> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT principal FROM deliveries WHERE source = ?1 AND id = ?2")
+            .map_err(|e| format!("reading the audit store: {e}"))?;
+        let mut rows = stmt
+            .query(params![source, id])
+            .map_err(|e| format!("reading the audit store: {e}"))?;
+        match rows.next() {
+            Ok(Some(r)) => r.get(0).map(Some).map_err(|e| e.to_string()),
+            Ok(None) => Ok(None),
+            Err(e) => Err(format!("reading the audit store: {e}")),
+        }
+    }
+
+    /// The records of one correlation, in chain order, each with `delivered_by`: its origin
+    /// and causation events with who delivered them (`principal`, null when unknown, such as
+    /// for an event journaled before deliveries were kept).
     pub fn by_correlation(&self, correlation: &str) -> Result<Vec<Value>, String> {
         let e = |err: rusqlite::Error| format!("reading the audit store: {err}");
         let mut stmt = self
@@ -106,7 +151,26 @@ impl AuditStore {
         let mut out = vec![];
         for row in rows {
             let text = row.map_err(e)?;
-            out.push(serde_json::from_str(&text).map_err(|x| x.to_string())?);
+            out.push(serde_json::from_str::<Value>(&text).map_err(|x| x.to_string())?);
+        }
+        for r in &mut out {
+            let mut events: Vec<(String, String)> = vec![];
+            let origin = std::iter::once(&r["origin"]);
+            let causes = r["causation"].as_array().into_iter().flatten();
+            for ev in origin.chain(causes) {
+                if let (Some(s), Some(i)) = (ev["source"].as_str(), ev["id"].as_str()) {
+                    let key = (s.to_owned(), i.to_owned());
+                    if !events.contains(&key) {
+                        events.push(key);
+                    }
+                }
+            }
+            let mut by = Vec::with_capacity(events.len());
+            for (source, id) in events {
+                let principal = self.delivered_by(&source, &id)?;
+                by.push(serde_json::json!({ "source": source, "id": id, "principal": principal }));
+            }
+            r["delivered_by"] = Value::Array(by);
         }
         Ok(out)
     }
@@ -157,12 +221,19 @@ mod tests {
         let mut s = AuditStore::open(&dir.path().join("a.sqlite")).unwrap();
         assert_eq!(s.last_seq().unwrap(), 0);
         let rs = [record(1, "w1/NC-7/hold"), record(2, "w2/WO-9/cost/parts")];
-        s.store(&rs).unwrap();
-        s.store(&rs[..1]).unwrap();
+        let by = [(EventRef::new("/qms", "1"), "mock-qms")];
+        s.store(&rs, &by).unwrap();
+        let again = [(EventRef::new("/qms", "1"), "someone-else")];
+        s.store(&rs[..1], &again).unwrap();
         assert_eq!(s.last_seq().unwrap(), 2);
         let found = s.by_correlation("NC-7").unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0]["key"], "w1/NC-7/hold");
+        assert_eq!(
+            found[0]["delivered_by"],
+            serde_json::json!([{ "source": "/qms", "id": "1", "principal": "mock-qms" }]),
+            "the first delivery is kept"
+        );
         assert!(s.by_correlation("nothing").unwrap().is_empty());
     }
 }

@@ -23,7 +23,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::auth::AuthConfig;
+use crate::auth::settings::RawAuth;
 use crate::journal::SyncMode;
+use crate::tls::{RawTls, TlsConfig};
 
 /// Where the service listens unless told otherwise.
 pub const LISTEN_DEFAULT: &str = "127.0.0.1:8470";
@@ -82,6 +85,10 @@ pub struct ServeConfig {
     pub sync: SyncMode,
     /// The engine's limits, retries and admission.
     pub engine: EngineConfig,
+    /// Who may call the gateway (`[auth]`).
+    pub auth: AuthConfig,
+    /// TLS, and mutual TLS with a client CA (`[tls]`); `None`: plain HTTP.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServeConfig {
@@ -100,6 +107,8 @@ impl Default for ServeConfig {
             snapshot_every: SNAPSHOT_EVERY_DEFAULT,
             sync: SyncMode::Full,
             engine,
+            auth: AuthConfig::default(),
+            tls: None,
         }
     }
 }
@@ -130,7 +139,8 @@ impl ServeConfig {
         e
     }
 
-    /// Reads a configuration file.
+    /// Reads a configuration file, and the key and certificate files it names (a bad one is an
+    /// error naming the line and key of its path).
     pub fn load(path: &Path) -> Result<ServeConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.display().to_string(),
@@ -138,21 +148,30 @@ impl ServeConfig {
             key: String::new(),
             message: format!("cannot read: {e}"),
         })?;
-        Self::parse(&path.display().to_string(), &text)
+        let c = Self::parse(&path.display().to_string(), &text)?;
+        c.check_files()?;
+        Ok(c)
     }
 
-    /// Parses a configuration file's text; `file` names it in errors.
+    /// Reads every key and certificate file the configuration names, for errors before start.
+    pub fn check_files(&self) -> Result<(), ConfigError> {
+        self.auth.check_files()?;
+        if let Some(t) = &self.tls {
+            t.server_config()?;
+        }
+        Ok(())
+    }
+
+    /// Parses a configuration file's text; `file` names it in errors, and relative paths in it
+    /// are relative to its folder. Files it names are not read ([`ServeConfig::check_files`]).
     pub fn parse(file: &str, text: &str) -> Result<ServeConfig, ConfigError> {
+        let at = Locator {
+            file,
+            text,
+            base: Path::new(file).parent().unwrap_or(Path::new("")),
+        };
         let err = |span: Option<std::ops::Range<usize>>, key: String, message: String| {
-            let line = span.map_or(0, |s| {
-                text[..s.start.min(text.len())].matches('\n').count() as u32 + 1
-            });
-            ConfigError {
-                file: file.to_owned(),
-                line,
-                key,
-                message,
-            }
+            ConfigError::at(&at.place(span, key), message)
         };
         let de = toml::de::Deserializer::parse(text)
             .map_err(|e| err(e.span(), String::new(), e.message().to_owned()))?;
@@ -172,6 +191,10 @@ impl ServeConfig {
         if let Some(e) = raw.engine {
             e.apply(&mut c);
         }
+        if let Some(a) = raw.auth {
+            a.apply(&at, &mut c.auth);
+        }
+        c.tls = raw.tls.map(|t| t.into_config(&at));
         for (system, t) in [
             (System::Erp, raw.targets.erp),
             (System::Qms, raw.targets.qms),
@@ -212,6 +235,60 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl ConfigError {
+    /// An error at `place`.
+    pub fn at(place: &Place, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: place.file.clone(),
+            line: place.line,
+            key: place.key.clone(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Where a value is in a configuration file: for errors found after parsing (a key file that
+/// cannot be read names the line and key of its path).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Place {
+    pub file: String,
+    /// From 1; 0 for none.
+    pub line: u32,
+    pub key: String,
+}
+
+/// A file's name, text and folder, to turn spans into places and resolve relative paths.
+pub(crate) struct Locator<'a> {
+    pub file: &'a str,
+    pub text: &'a str,
+    pub base: &'a Path,
+}
+
+impl Locator<'_> {
+    pub(crate) fn place(&self, span: Option<std::ops::Range<usize>>, key: String) -> Place {
+        let line = span.map_or(0, |s| {
+            self.text[..s.start.min(self.text.len())]
+                .matches('\n')
+                .count() as u32
+                + 1
+        });
+        Place {
+            file: self.file.to_owned(),
+            line,
+            key,
+        }
+    }
+
+    /// `p` as given when absolute, else relative to the file's folder.
+    pub(crate) fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
@@ -220,6 +297,8 @@ struct RawFile {
     engine: Option<RawEngine>,
     #[serde(default)]
     targets: RawTargets,
+    auth: Option<RawAuth>,
+    tls: Option<RawTls>,
 }
 
 #[derive(Default, Deserialize)]
@@ -361,6 +440,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("{s:?} must be more than zero"));
     }
     Ok(d)
+}
+
+/// A duration that may be zero (`"0s"`).
+pub(crate) fn duration_or_zero<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic()) == "0" {
+        return Ok(Some(Duration::ZERO));
+    }
+    parse_duration(&s)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {

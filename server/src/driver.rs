@@ -14,7 +14,7 @@ use crate::audit_store::AuditStore;
 use crate::clock::Clock;
 use crate::journal::SqliteJournal;
 use crate::outbound::Outbound;
-use plantloop_core::call::{CallId, Outcome};
+use plantloop_core::call::{CallId, EventRef, Outcome};
 use plantloop_core::durable::DurableEngine;
 use plantloop_core::engine::{Ack, DeadLetter, Input};
 use plantloop_core::event::Event;
@@ -33,9 +33,11 @@ pub struct EngineDown(pub String);
 
 /// A message to the engine thread.
 pub enum Msg {
-    /// Source events; answered with one ack each, after the journal synced them.
+    /// Source events; answered with one ack each, after the journal synced them. `principal`
+    /// is who delivered them (a token's subject), stored for the audit trail.
     Events {
         events: Vec<Event>,
+        principal: Arc<str>,
         reply: oneshot::Sender<Result<Vec<Ack>, EngineDown>>,
     },
     /// How one attempt of a call ended.
@@ -80,6 +82,8 @@ pub struct Driver {
     pub outbound: Outbound,
     pub clock: Clock,
     pub status: Arc<Status>,
+    /// Who delivered the events accepted this turn, stored with the turn's audit records.
+    pub deliveries: Vec<(EventRef, Arc<str>)>,
 }
 
 /// Answers owed once the turn's sync is done.
@@ -147,14 +151,26 @@ impl Driver {
                 continue;
             }
             match msg {
-                Msg::Events { events, reply } => {
+                Msg::Events {
+                    events,
+                    principal,
+                    reply,
+                } => {
                     let mut acks = Vec::with_capacity(events.len());
                     for e in events {
+                        let event = e.event_ref();
                         if let Some(tp) = &e.traceparent {
-                            self.outbound.note_trace(e.event_ref(), tp);
+                            self.outbound.note_trace(event.clone(), tp);
                         }
                         match self.engine.handle(now, Input::Event(e)) {
-                            Ok(a) => acks.push(a),
+                            Ok(a) => {
+                                // A duplicate too: its first delivery's principal may have
+                                // been lost in a crash before the audit store took it.
+                                if matches!(a, Ack::Accepted | Ack::Duplicate) {
+                                    self.deliveries.push((event, principal.clone()));
+                                }
+                                acks.push(a);
+                            }
                             Err(err) => {
                                 result = Err(format!("journal: {err}"));
                                 break;
@@ -227,7 +243,8 @@ impl Driver {
         while let Some(r) = self.engine.engine_mut().poll_audit() {
             records.push(r);
         }
-        self.audit.store(&records)?;
+        self.audit.store(&records, &self.deliveries)?;
+        self.deliveries.clear();
         for o in owed.drain(..) {
             match o {
                 Owed::Acks(reply, acks) => {

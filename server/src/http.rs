@@ -2,12 +2,13 @@
 //! refusal. Handlers only parse and forward: the engine thread ([`crate::driver`]) owns all
 //! state, and an event's answer is sent only after the journal synced it.
 
+use crate::auth::{Principal, Verifier, gate};
 use crate::driver::{EngineDown, Msg, Status};
 use crate::ingress::{self, BATCH_BYTES_MAX, Mode};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,6 +29,8 @@ use tokio::sync::oneshot;
 pub struct Gateway {
     pub engine: Sender<Msg>,
     pub status: Arc<Status>,
+    /// Checks bearer tokens: every route but `/health` and `/ready` needs one ([`gate`]).
+    pub auth: Arc<Verifier>,
 }
 
 /// The router of the service.
@@ -42,6 +45,10 @@ pub fn router(gw: Gateway) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BATCH_BYTES_MAX))
+        .layer(axum::middleware::from_fn_with_state(
+            gw.auth.clone(),
+            gate::require,
+        ))
         .with_state(gw)
 }
 
@@ -82,9 +89,15 @@ fn retry_after_secs(d: Duration) -> u64 {
 
 async fn post_events(
     State(gw): State<Gateway>,
+    principal: Option<Extension<Principal>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // The gate puts the principal there; without one, nothing is accepted.
+    let Some(Extension(principal)) = principal else {
+        return gate::unauthorized(&crate::auth::Refusal::Missing);
+    };
+    let principal = principal.subject;
     let mode = match ingress::mode_of(&headers) {
         Ok(m) => m,
         Err(p) => return p.into_response(),
@@ -109,7 +122,7 @@ async fn post_events(
             None => return unavailable("no event parsed").into_response(),
         };
         let (source, id) = (event.source.clone(), event.id.clone());
-        return match submit(&gw, vec![event]).await {
+        return match submit(&gw, vec![event], principal).await {
             Ok(acks) => Verdict::of(acks.into_iter().next(), source, id).single(),
             Err(down) => unavailable(&down.0).into_response(),
         };
@@ -134,7 +147,7 @@ async fn post_events(
     let acks = if events.is_empty() {
         vec![]
     } else {
-        match submit(&gw, events).await {
+        match submit(&gw, events, principal).await {
             Ok(a) => a,
             Err(down) => return unavailable(&down.0).into_response(),
         }
@@ -146,10 +159,19 @@ async fn post_events(
     batch_response(verdicts.into_iter().flatten().collect())
 }
 
-async fn submit(gw: &Gateway, events: Vec<Event>) -> Result<Vec<Ack>, EngineDown> {
+/// Hands events to the engine; `principal` is who delivered them.
+async fn submit(
+    gw: &Gateway,
+    events: Vec<Event>,
+    principal: Arc<str>,
+) -> Result<Vec<Ack>, EngineDown> {
     let (reply, rx) = oneshot::channel();
     gw.engine
-        .send(Msg::Events { events, reply })
+        .send(Msg::Events {
+            events,
+            principal,
+            reply,
+        })
         .map_err(|_| EngineDown("the engine has stopped".into()))?;
     rx.await
         .map_err(|_| EngineDown("the engine has stopped".into()))?

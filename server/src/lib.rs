@@ -8,6 +8,7 @@
 //! - [`ingress`] — CloudEvents in structured, batched and binary mode;
 //! - [`http`] — the gateway's routes (`/events`, `/health`, `/ready`, `/dead-letters`, `/audit`);
 //! - [`audit_store`] — the audit chain, stored for queries by correlation;
+//! - [`auth`] — bearer JWTs with scopes, default deny; [`tls`] — TLS and mutual TLS;
 //! - [`config`] — the strict TOML configuration; [`clock`] — wall time as the engine's `Instant`;
 //! - [`service`] — the data folder, recovery, start and stop.
 //!
@@ -15,6 +16,7 @@
 //! the only place where inputs become durable on disk.
 
 pub mod audit_store;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod driver;
@@ -23,6 +25,7 @@ pub mod ingress;
 pub mod journal;
 pub mod outbound;
 pub mod service;
+pub mod tls;
 
 pub use config::ServeConfig;
 pub use service::{Service, StopHandle, start, start_on};

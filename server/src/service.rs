@@ -2,8 +2,9 @@
 //! HTTP gateway.
 //!
 //! The data folder holds `journal.sqlite` (the inputs: the truth), `audit.sqlite` (the stored
-//! audit chain) and `engine-seed` (the seed of the engine's jitter RNG, written once: replaying
-//! the journal through an engine with another seed would not rebuild the same state).
+//! audit chain), `engine-seed` (the seed of the engine's jitter RNG, written once: replaying
+//! the journal through an engine with another seed would not rebuild the same state) and, when
+//! no key is configured, `auth-secret` (the service's own token secret, mode 0600).
 
 use crate::audit_store::AuditStore;
 use crate::clock::Clock;
@@ -12,6 +13,7 @@ use crate::driver::{Driver, Msg, Status};
 use crate::http::{Gateway, router};
 use crate::journal::SqliteJournal;
 use crate::outbound::Outbound;
+use crate::tls::TlsListener;
 use plantloop_core::durable::{DurableEngine, Recovery};
 use plantloop_core::model::System;
 use std::net::SocketAddr;
@@ -37,6 +39,7 @@ pub struct Service {
     http: JoinHandle<std::io::Result<()>>,
     engine: Option<std::thread::JoinHandle<()>>,
     engine_tx: mpsc::Sender<Msg>,
+    tls: bool,
 }
 
 /// Stops a [`Service`] from elsewhere (a signal handler); cheap to clone.
@@ -55,9 +58,10 @@ impl Service {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
-    /// `http://ADDR`.
+    /// `http://ADDR`, or `https://ADDR` with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
     /// What recovery found at start.
     pub fn recovery(&self) -> &Recovery {
@@ -121,6 +125,11 @@ pub async fn start_on(listener: TcpListener, config: ServeConfig) -> Result<Serv
         )
     })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (verifier, _) = config.auth.verifier(&config.data)?;
+    let tls = match &config.tls {
+        Some(t) => Some(t.server_config().map_err(|e| e.to_string())?),
+        None => None,
+    };
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()
@@ -149,6 +158,7 @@ pub async fn start_on(listener: TcpListener, config: ServeConfig) -> Result<Serv
                         outbound,
                         clock,
                         status,
+                        deliveries: Vec::new(),
                     };
                     driver.run(rx, move |r| {
                         let _ = recovered_tx.send(r.map(|()| recovery));
@@ -164,17 +174,30 @@ pub async fn start_on(listener: TcpListener, config: ServeConfig) -> Result<Serv
     let app = router(Gateway {
         engine: tx.clone(),
         status: status.clone(),
+        auth: Arc::new(verifier),
     });
+    let with_tls = tls.is_some();
     let http = tokio::spawn(async move {
         use axum::serve::ListenerExt;
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await
+        let stopped = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        match tls {
+            Some(tls) => {
+                let listener = TlsListener::new(listener, tls)?;
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+            None => {
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+        }
     });
     let mut service = Service {
         addr,
@@ -183,6 +206,7 @@ pub async fn start_on(listener: TcpListener, config: ServeConfig) -> Result<Serv
         http,
         engine: Some(engine),
         engine_tx: tx,
+        tls: with_tls,
     };
     match recovered_rx.await {
         Ok(Ok(recovery)) => {

@@ -7,6 +7,8 @@
 use plantloop_core::System;
 use plantloop_mocks::Personality;
 use plantloop_mocks_http::{MocksConfig, RunningMocks, Subscriber, WebhookConfig};
+use plantloop_server::auth::Scope;
+use plantloop_server::auth::local::LocalIssuer;
 use plantloop_server::config::{self, ServeConfig};
 use plantloop_server::{Service, start_on};
 use serde_json::{Value, json};
@@ -23,7 +25,15 @@ pub struct Plant {
     pub mocks: RunningMocks,
     pub service_addr: SocketAddr,
     pub config: ServeConfig,
+    /// Sends the admin token (every scope) with each request.
     pub client: reqwest::Client,
+    /// Signs tokens the service trusts (the data folder's secret).
+    pub issuer: LocalIssuer,
+}
+
+/// The principal of the mock `system`'s webhook deliveries.
+pub fn mock_principal(system: System) -> String {
+    format!("mock-{}", system.as_str())
 }
 
 fn personality(p: Personality) -> config::Personality {
@@ -40,6 +50,7 @@ impl Plant {
     pub async fn new(data: &Path, personalities: &[(System, Personality)]) -> (Plant, TcpListener) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let service_addr = listener.local_addr().unwrap();
+        let issuer = LocalIssuer::open(data, "plantloop", "plantloop").unwrap();
         let mut mc = MocksConfig {
             base_port: 0,
             ..MocksConfig::default()
@@ -53,6 +64,11 @@ impl Plant {
                 subscribers: vec![Subscriber {
                     url: format!("http://{service_addr}/events"),
                     secret: b"test".to_vec(),
+                    bearer_token: Some(issuer.mint(
+                        &mock_principal(s),
+                        &[Scope::EventsWrite],
+                        Duration::from_secs(3600),
+                    )),
                 }],
                 backoff_initial: Duration::from_millis(20),
                 backoff_max: Duration::from_millis(200),
@@ -77,8 +93,14 @@ impl Plant {
         }
         config.engine.retry.backoff_base = plantloop_core::Duration::from_millis(20);
         config.engine.retry.backoff_cap = plantloop_core::Duration::from_millis(200);
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", issuer.admin_token()).parse().unwrap(),
+        );
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .default_headers(headers)
             .build()
             .unwrap();
         (
@@ -87,6 +109,7 @@ impl Plant {
                 service_addr,
                 config,
                 client,
+                issuer,
             },
             listener,
         )
