@@ -4,7 +4,7 @@ use crate::EXIT_BAD_INPUT;
 use clap::Args;
 use plantloop_core::System;
 use plantloop_mocks::Personality;
-use plantloop_mocks_http::{BASE_PORT_DEFAULT, RunningMocks};
+use plantloop_mocks_http::{BASE_PORT_DEFAULT, MocksConfig, OAuthSettings, RunningMocks};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -17,6 +17,10 @@ pub struct MocksArgs {
     /// legacy, saas (default modern). Repeat for several systems.
     #[arg(long = "personality", value_name = "SYSTEM=KIND", value_parser = parse_personality)]
     personalities: Vec<(System, Personality)>,
+    /// Require OAuth 2.0 client-credentials tokens on the integration routes: each system serves
+    /// POST /oauth/token for the client printed at start (tokens live an hour).
+    #[arg(long)]
+    auth: bool,
 }
 
 /// Parses `SYSTEM=KIND`; clap names the flag in its error.
@@ -75,7 +79,18 @@ pub fn main(args: MocksArgs) -> ExitCode {
 }
 
 async fn serve(args: MocksArgs) -> ExitCode {
-    let mocks = match plantloop_mocks_http::serve_all(args.base_port, &args.personalities).await {
+    let mut config = MocksConfig {
+        base_port: args.base_port,
+        ..MocksConfig::default()
+    };
+    for &(system, personality) in &args.personalities {
+        config.system_mut(system).personality = personality;
+    }
+    let oauth = args.auth.then(OAuthSettings::generated);
+    for s in System::ALL {
+        config.system_mut(s).oauth = oauth.clone();
+    }
+    let mocks = match plantloop_mocks_http::serve(config).await {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: --base-port {}: {e}", args.base_port);
@@ -97,6 +112,13 @@ async fn serve(args: MocksArgs) -> ExitCode {
         handle.shutdown();
     });
     print_urls(&mocks, &args.personalities);
+    if let Some(o) = &oauth {
+        println!(
+            "auth  POST <url>/oauth/token  grant_type=client_credentials client_id={} client_secret={}",
+            o.client_id, o.client_secret
+        );
+    }
+    println!("serving until interrupted (Ctrl-C); OpenAPI at <url>/openapi.json");
     match mocks.wait().await {
         Ok(()) => {
             // Stdout may be gone by now (a closed pipe): that is no reason to fail.
@@ -123,7 +145,6 @@ fn print_urls(mocks: &RunningMocks, personalities: &[(System, Personality)]) {
             mocks.base_url(system)
         );
     }
-    println!("serving until interrupted (Ctrl-C); OpenAPI at <url>/openapi.json");
 }
 
 /// Ctrl-C (SIGINT) and, on Unix, SIGTERM: registered when built, so none is missed afterwards.
@@ -195,6 +216,7 @@ mod tests {
         let args = |base_port, personalities| MocksArgs {
             base_port,
             personalities,
+            auth: false,
         };
         let twice = vec![
             (System::Erp, Personality::Legacy),

@@ -6,7 +6,8 @@ use crate::mocks::Interrupts;
 use clap::Args;
 use plantloop_core::System;
 use plantloop_mocks::Personality;
-use plantloop_mocks_http::{MocksConfig, RunningMocks, Subscriber, WebhookConfig};
+use plantloop_mocks_http::oauth::TOKEN_LIFETIME_DEFAULT;
+use plantloop_mocks_http::{MocksConfig, OAuthSettings, RunningMocks, Subscriber, WebhookConfig};
 use plantloop_server::auth::Scope;
 use plantloop_server::auth::local::{ADMIN_TOKEN_LIFETIME, LocalIssuer};
 use plantloop_server::config::{self, ServeConfig};
@@ -89,6 +90,14 @@ async fn start_mocks(
     for s in System::ALL {
         let set = mc.system_mut(s);
         set.personality = mock_personality(config.target(s).personality);
+        // A target configured for OAuth gets a mock that requires it, for the same client.
+        if let Some(o) = &config.target(s).oauth {
+            set.oauth = Some(OAuthSettings {
+                client_id: o.client_id.clone(),
+                client_secret: o.client_secret.read().map_err(std::io::Error::other)?,
+                token_lifetime: TOKEN_LIFETIME_DEFAULT,
+            });
+        }
         set.webhooks = WebhookConfig {
             subscribers: vec![Subscriber {
                 url: format!("http://{core}/events"),
@@ -134,7 +143,12 @@ async fn serve(mut config: ServeConfig, with_mocks: bool) -> ExitCode {
         match start_mocks(&config, addr, issuer).await {
             Ok(m) => {
                 for s in System::ALL {
-                    config.target_mut(s).url = Some(m.base_url(s));
+                    let token_url = m.token_url(s);
+                    let t = config.target_mut(s);
+                    t.url = Some(m.base_url(s));
+                    if let (Some(o), Some(url)) = (&mut t.oauth, token_url) {
+                        o.token_url = url;
+                    }
                 }
                 Some(m)
             }

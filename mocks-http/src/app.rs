@@ -370,16 +370,31 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Problem {
 
 /// The whole application of one system. `operator` holds the system's operator routes; `faults`
 /// wraps the capability routes only (checkers and operators never see injected faults).
+/// `oauth`: the capability routes need a token it issued, and `/oauth/token` issues them.
 pub(crate) fn app<M: SystemOfRecord + Send + 'static>(
     shared: Arc<Shared<M>>,
     operator: Router<Arc<Shared<M>>>,
     faults: Option<crate::fault::FaultLayer>,
+    oauth: Option<Arc<crate::oauth::TokenStore>>,
 ) -> Router {
     let mut capabilities = capability_router::<M>(shared.system);
     if let Some(layer) = faults {
         capabilities = capabilities.route_layer(layer);
     }
+    // Outermost: a call without a token is refused before a fault is drawn for it.
+    let mut token_route = Router::new();
+    if let Some(store) = oauth {
+        capabilities = capabilities.route_layer(axum::middleware::from_fn_with_state(
+            store.clone(),
+            crate::oauth::require_token,
+        ));
+        token_route = token_route.route(
+            crate::oauth::TOKEN_PATH,
+            axum::routing::post(crate::oauth::token_route).with_state(store),
+        );
+    }
     capabilities
+        .merge(token_route)
         .merge(operator)
         .route("/ledger", get(ledger::<M>))
         .route("/events", get(events::<M>))

@@ -13,7 +13,8 @@
 //! Every error is RFC 9457 problem+json with a `field` member ([`problem::Problem`]); bad input never
 //! reaches the state machine, so it never changes a ledger. Outbound events go out as signed
 //! CloudEvents webhooks ([`webhook`]), at least once. Faults are a tower layer over the capability
-//! routes ([`fault`]) that decides with the mocks' own `FaultInjector`.
+//! routes ([`fault`]) that decides with the mocks' own `FaultInjector`. A system can require
+//! OAuth 2.0 client-credentials tokens on its capability routes ([`oauth`]).
 //!
 //! This crate is a driver: it reads the wall clock ([`clock`]) and hands it to the state machines
 //! as microseconds since the UNIX epoch.
@@ -21,6 +22,7 @@
 mod app;
 pub mod clock;
 pub mod fault;
+pub mod oauth;
 pub mod openapi;
 pub mod operator;
 mod server;
@@ -28,6 +30,7 @@ pub mod webhook;
 
 pub use app::{FEED_LEN_MAX, FEED_PAGE_MAX};
 pub use fault::{FaultConfig, FaultLayer};
+pub use oauth::OAuthSettings;
 pub use problem::Problem;
 pub use routes::{call, http_call_for, outcome_from_response};
 pub use server::{

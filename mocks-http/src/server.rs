@@ -2,6 +2,7 @@
 
 use crate::app::{Shared, app};
 use crate::fault::{FaultConfig, FaultLayer};
+use crate::oauth::{OAuthSettings, TOKEN_PATH, TokenStore};
 use crate::webhook::{Dispatcher, EventSource, WebhookConfig, WebhookStats};
 use axum::Router;
 use plantloop_core::{PlantId, StationId, System};
@@ -28,6 +29,8 @@ pub struct SystemSettings {
     pub faults: Option<FaultConfig>,
     /// Webhook subscribers and delivery bounds.
     pub webhooks: WebhookConfig,
+    /// Require OAuth 2.0 client-credentials tokens on the capability routes (`--auth`).
+    pub oauth: Option<OAuthSettings>,
 }
 
 /// Settings of all four servers.
@@ -83,6 +86,7 @@ impl ShutdownHandle {
 pub struct RunningMocks {
     addrs: [SocketAddr; 4],
     stats: [Arc<WebhookStats>; 4],
+    tokens: [Option<Arc<TokenStore>>; 4],
     shutdown: ShutdownHandle,
     tasks: Vec<JoinHandle<io::Result<()>>>,
 }
@@ -101,6 +105,28 @@ impl RunningMocks {
     /// Every system with its address, in [`System::ALL`] order.
     pub fn addrs(&self) -> [(System, SocketAddr); 4] {
         System::ALL.map(|s| (s, self.addr(s)))
+    }
+
+    /// `http://ADDR/oauth/token` of `system`, when it requires tokens.
+    pub fn token_url(&self, system: System) -> Option<String> {
+        self.tokens[system.index()]
+            .as_ref()
+            .map(|_| format!("{}{TOKEN_PATH}", self.base_url(system)))
+    }
+
+    /// Forgets every token `system` issued: its next call with one is refused with 401 (a
+    /// revocation, or a token that expired sooner than it said).
+    pub fn revoke_tokens(&self, system: System) {
+        if let Some(t) = &self.tokens[system.index()] {
+            t.revoke_all();
+        }
+    }
+
+    /// Tokens `system` issued so far (0 when it requires none).
+    pub fn tokens_issued(&self, system: System) -> u64 {
+        self.tokens[system.index()]
+            .as_ref()
+            .map_or(0, |t| t.issued())
     }
 
     /// The webhook counters of `system`.
@@ -181,6 +207,12 @@ pub async fn serve(config: MocksConfig) -> io::Result<RunningMocks> {
         listeners.push(listener);
     }
     let settings = |s: System| &config.systems[s.index()];
+    let tokens: [Option<Arc<TokenStore>>; 4] = System::ALL.map(|s| {
+        settings(s)
+            .oauth
+            .clone()
+            .map(|o| Arc::new(TokenStore::new(o)))
+    });
     let mut started: Vec<(SocketAddr, Arc<WebhookStats>, JoinHandle<io::Result<()>>)> = vec![];
     for (system, listener) in System::ALL.into_iter().zip(listeners) {
         let set = settings(system);
@@ -189,6 +221,7 @@ pub async fn serve(config: MocksConfig) -> io::Result<RunningMocks> {
                 Erp::new(set.personality),
                 crate::operator::erp(),
                 set,
+                tokens[system.index()].clone(),
                 &client,
                 &rx,
             ),
@@ -196,6 +229,7 @@ pub async fn serve(config: MocksConfig) -> io::Result<RunningMocks> {
                 Qms::new(set.personality, config.nc_rule),
                 crate::operator::qms(),
                 set,
+                tokens[system.index()].clone(),
                 &client,
                 &rx,
             ),
@@ -203,6 +237,7 @@ pub async fn serve(config: MocksConfig) -> io::Result<RunningMocks> {
                 Cmms::new(set.personality),
                 crate::operator::cmms(),
                 set,
+                tokens[system.index()].clone(),
                 &client,
                 &rx,
             ),
@@ -215,6 +250,7 @@ pub async fn serve(config: MocksConfig) -> io::Result<RunningMocks> {
                 ),
                 crate::operator::mes(),
                 set,
+                tokens[system.index()].clone(),
                 &client,
                 &rx,
             ),
@@ -237,6 +273,7 @@ pub async fn serve(config: MocksConfig) -> io::Result<RunningMocks> {
     Ok(RunningMocks {
         addrs,
         stats,
+        tokens,
         shutdown,
         tasks,
     })
@@ -247,6 +284,7 @@ fn system_app<M: SystemOfRecord + Send + 'static>(
     machine: M,
     operator: Router<Arc<Shared<M>>>,
     settings: &SystemSettings,
+    oauth: Option<Arc<TokenStore>>,
     client: &reqwest::Client,
     shutdown: &watch::Receiver<bool>,
 ) -> (Router, Arc<WebhookStats>) {
@@ -276,7 +314,7 @@ fn system_app<M: SystemOfRecord + Send + 'static>(
         }
     };
     let layer = faults.map(|f| FaultLayer::new(f.clone(), shutdown.clone()));
-    (app(shared, operator, layer), stats)
+    (app(shared, operator, layer, oauth), stats)
 }
 
 async fn run(

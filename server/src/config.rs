@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use crate::auth::AuthConfig;
 use crate::auth::settings::RawAuth;
 use crate::journal::SyncMode;
+use crate::oauth::{OAuthClientConfig, RawOAuth};
 use crate::tls::{RawTls, TlsConfig};
 
 /// Where the service listens unless told otherwise.
@@ -72,6 +73,8 @@ pub struct Target {
     pub in_flight_max: u32,
     pub call_timeout: Duration,
     pub rate_limit_per_s: Option<u32>,
+    /// OAuth 2.0 client credentials, when the target requires a bearer token.
+    pub oauth: Option<OAuthClientConfig>,
 }
 
 /// Everything `plantloop serve` needs.
@@ -103,6 +106,7 @@ impl Default for ServeConfig {
                 in_flight_max: engine.targets[i].in_flight_max,
                 call_timeout: engine.targets[i].call_timeout,
                 rate_limit_per_s: None,
+                oauth: None,
             }),
             snapshot_every: SNAPSHOT_EVERY_DEFAULT,
             sync: SyncMode::Full,
@@ -156,6 +160,11 @@ impl ServeConfig {
     /// Reads every key and certificate file the configuration names, for errors before start.
     pub fn check_files(&self) -> Result<(), ConfigError> {
         self.auth.check_files()?;
+        for t in &self.targets {
+            if let Some(o) = &t.oauth {
+                o.client_secret.read()?;
+            }
+        }
         if let Some(t) = &self.tls {
             t.server_config()?;
         }
@@ -202,7 +211,7 @@ impl ServeConfig {
             (System::Mes, raw.targets.mes),
         ] {
             if let Some(t) = t {
-                t.apply(c.target_mut(system));
+                t.apply(&at, system, c.target_mut(system));
             }
         }
         Ok(c)
@@ -322,10 +331,14 @@ struct RawTarget {
     call_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "positive_u32")]
     rate_limit_per_s: Option<u32>,
+    oauth: Option<RawOAuth>,
 }
 
 impl RawTarget {
-    fn apply(self, t: &mut Target) {
+    fn apply(self, at: &Locator<'_>, system: System, t: &mut Target) {
+        if let Some(o) = self.oauth {
+            t.oauth = Some(o.into_config(at, system.as_str()));
+        }
         if self.url.is_some() {
             t.url = self.url;
         }

@@ -5,6 +5,7 @@
 //! - [`journal`] — the SQLite journal (WAL, group commit, checksums, snapshots);
 //! - [`driver`] — the engine's own thread: journal, sync once per turn, then answer and call out;
 //! - [`outbound`] — each call attempt over HTTP on its own task (`plantloop-wire`'s route table);
+//!   [`oauth`] — the client-credentials tokens of targets that require them;
 //! - [`ingress`] — CloudEvents in structured, batched and binary mode;
 //! - [`http`] — the gateway's routes (`/events`, `/health`, `/ready`, `/dead-letters`, `/audit`);
 //! - [`audit_store`] — the audit chain, stored for queries by correlation;
@@ -23,6 +24,7 @@ pub mod driver;
 pub mod http;
 pub mod ingress;
 pub mod journal;
+pub mod oauth;
 pub mod outbound;
 pub mod service;
 pub mod tls;

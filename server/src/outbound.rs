@@ -1,14 +1,18 @@
 //! Calls out: each attempt the engine releases is one HTTP request on its own task, over the
 //! route table the mocks serve (`plantloop-wire`), so a slow target never blocks ingress or the
 //! calls to other targets; how many run at once is bounded by the engine's per-target in-flight
-//! limits. The answer comes back to the engine as an `Input::Reply`.
+//! limits. The answer comes back to the engine as an `Input::Reply`. A target that requires
+//! OAuth 2.0 gets a bearer token from its [`TokenSource`]; a 401 drops that token and the call is
+//! sent once more with a fresh one, within the same attempt.
 
 use crate::driver::Msg;
-use plantloop_core::call::{Call, EventRef};
+use crate::oauth::TokenSource;
+use plantloop_core::call::{Call, EventRef, Outcome};
 use plantloop_core::model::System;
 use plantloop_core::time::Instant;
 use plantloop_wire::routes::{CallOptions, call_with};
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::mpsc::Sender;
 
 /// Source events whose trace id is remembered for their calls' `traceparent`.
@@ -24,6 +28,8 @@ pub struct Outbound {
     runtime: tokio::runtime::Handle,
     replies: Sender<Msg>,
     traces: Traces,
+    /// Per target, in [`System::ALL`] order: its token source if it requires OAuth.
+    tokens: [Option<Arc<TokenSource>>; 4],
 }
 
 impl Outbound {
@@ -39,7 +45,14 @@ impl Outbound {
             runtime,
             replies,
             traces: Traces::default(),
+            tokens: Default::default(),
         }
+    }
+
+    /// Calls to the targets with a token source carry its bearer token.
+    pub fn with_oauth(mut self, tokens: [Option<Arc<TokenSource>>; 4]) -> Outbound {
+        self.tokens = tokens;
+        self
     }
 
     /// Remembers the trace id of a source event that came with a `traceparent`.
@@ -56,12 +69,17 @@ impl Outbound {
                 .max(ATTEMPT_TIMEOUT_MIN);
         let client = self.client.clone();
         let replies = self.replies.clone();
+        let tokens = self.tokens[call.target.index()].clone();
         self.runtime.spawn(async move {
             let options = CallOptions {
                 timeout: Some(timeout),
                 traceparent: Some(&traceparent),
+                bearer: None,
             };
-            let outcome = call_with(&client, &url, &call.key, &call.request, &options).await;
+            let outcome = match tokens {
+                None => call_with(&client, &url, &call.key, &call.request, &options).await,
+                Some(tokens) => authorised(&client, &url, &call, options, &tokens).await,
+            };
             // The engine may have stopped meanwhile: the reply is then lost, and the restarted
             // engine sends the call again under the same key.
             let _ = replies.send(Msg::Reply {
@@ -76,6 +94,37 @@ impl Outbound {
     pub fn base_url(&self, target: System) -> &str {
         &self.base_urls[target.index()]
     }
+}
+
+/// One call with a bearer token; after a 401, once more with a fresh token. A token that cannot
+/// be had is a transient failure (`Unavailable { status: 0 }`: nothing was sent).
+async fn authorised(
+    client: &reqwest::Client,
+    url: &str,
+    call: &Call,
+    options: CallOptions<'_>,
+    tokens: &TokenSource,
+) -> Outcome {
+    let mut outcome = Outcome::Unavailable { status: 0 };
+    for _ in 0..2 {
+        let token = match tokens.token().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(target = %call.target, "no access token: {e}");
+                return Outcome::Unavailable { status: 0 };
+            }
+        };
+        let options = CallOptions {
+            bearer: Some(&token),
+            ..options.clone()
+        };
+        outcome = call_with(client, url, &call.key, &call.request, &options).await;
+        if outcome != (Outcome::Unavailable { status: 401 }) {
+            return outcome;
+        }
+        tokens.invalidate(&token).await;
+    }
+    outcome
 }
 
 /// Trace ids of recent source events, oldest forgotten first.

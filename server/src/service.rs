@@ -12,6 +12,7 @@ use crate::config::ServeConfig;
 use crate::driver::{Driver, Msg, Status};
 use crate::http::{Gateway, router};
 use crate::journal::SqliteJournal;
+use crate::oauth::TokenSource;
 use crate::outbound::Outbound;
 use crate::tls::TlsListener;
 use plantloop_core::durable::{DurableEngine, Recovery};
@@ -136,12 +137,19 @@ pub async fn start_on(listener: TcpListener, config: ServeConfig) -> Result<Serv
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let (tx, rx) = mpsc::channel();
     let status = Arc::new(Status::default());
+    let mut tokens: [Option<Arc<TokenSource>>; 4] = Default::default();
+    for s in System::ALL {
+        if let Some(o) = &config.target(s).oauth {
+            tokens[s.index()] = Some(Arc::new(TokenSource::new(client.clone(), o.clone())?));
+        }
+    }
     let outbound = Outbound::new(
         client,
         base_urls,
         tokio::runtime::Handle::current(),
         tx.clone(),
-    );
+    )
+    .with_oauth(tokens);
     // Recovery runs on the engine thread; the gateway answers /health meanwhile.
     let (recovered_tx, recovered_rx) = oneshot::channel();
     let engine = {

@@ -569,6 +569,10 @@ pub struct CallOptions<'a> {
     pub timeout: Option<std::time::Duration>,
     /// A W3C `traceparent` to send (`00-<trace id>-<span id>-<flags>`).
     pub traceparent: Option<&'a str>,
+    /// An OAuth 2.0 access token, sent as `Authorization: Bearer`. With one, a 401 answer is
+    /// `Unavailable { status: 401 }` (the token expired or was revoked: get another and try
+    /// again), not a refusal of the request.
+    pub bearer: Option<&'a str>,
 }
 
 /// Makes one attempt of `request` against the system at `base_url` (`http://127.0.0.1:8480`) with
@@ -601,6 +605,9 @@ pub async fn call_with(
     if let Some(tp) = options.traceparent {
         rb = rb.header(TRACEPARENT_HEADER, tp);
     }
+    if let Some(token) = options.bearer {
+        rb = rb.bearer_auth(token);
+    }
     if let Some(t) = options.timeout {
         rb = rb.timeout(t);
     }
@@ -608,6 +615,9 @@ pub async fn call_with(
         rb = rb.json(&body);
     }
     match rb.send().await {
+        Ok(resp) if options.bearer.is_some() && resp.status() == StatusCode::UNAUTHORIZED => {
+            Outcome::Unavailable { status: 401 }
+        }
         Ok(resp) => {
             let status = resp.status();
             let headers = resp.headers().clone();

@@ -6,10 +6,11 @@
 
 use plantloop_core::System;
 use plantloop_mocks::Personality;
-use plantloop_mocks_http::{MocksConfig, RunningMocks, Subscriber, WebhookConfig};
+use plantloop_mocks_http::{MocksConfig, OAuthSettings, RunningMocks, Subscriber, WebhookConfig};
 use plantloop_server::auth::Scope;
 use plantloop_server::auth::local::LocalIssuer;
 use plantloop_server::config::{self, ServeConfig};
+use plantloop_server::oauth::{ClientSecret, OAuthClientConfig};
 use plantloop_server::{Service, start_on};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -48,6 +49,16 @@ impl Plant {
     /// Binds the service's address, starts the mocks with webhooks to it, and configures the
     /// service (data in `data`) to call them.
     pub async fn new(data: &Path, personalities: &[(System, Personality)]) -> (Plant, TcpListener) {
+        Self::with_oauth(data, personalities, &[]).await
+    }
+
+    /// [`Plant::new`] where the systems in `oauth` require client-credentials tokens, and the
+    /// service is configured to get them.
+    pub async fn with_oauth(
+        data: &Path,
+        personalities: &[(System, Personality)],
+        oauth: &[(System, OAuthSettings)],
+    ) -> (Plant, TcpListener) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let service_addr = listener.local_addr().unwrap();
         let issuer = LocalIssuer::open(data, "plantloop", "plantloop").unwrap();
@@ -75,6 +86,7 @@ impl Plant {
                 poll_interval: Duration::from_millis(20),
                 ..WebhookConfig::default()
             };
+            set.oauth = oauth.iter().find(|(x, _)| *x == s).map(|(_, o)| o.clone());
         }
         let mocks = plantloop_mocks_http::serve(mc).await.unwrap();
         let mut config = ServeConfig {
@@ -90,6 +102,14 @@ impl Plant {
                 t.personality = personality(*p);
             }
             t.call_timeout = plantloop_core::Duration::from_secs(2);
+            if let Some((_, o)) = oauth.iter().find(|(x, _)| *x == s) {
+                t.oauth = Some(OAuthClientConfig {
+                    token_url: mocks.token_url(s).unwrap(),
+                    client_id: o.client_id.clone(),
+                    client_secret: ClientSecret::Value(o.client_secret.clone()),
+                    scope: None,
+                });
+            }
         }
         config.engine.retry.backoff_base = plantloop_core::Duration::from_millis(20);
         config.engine.retry.backoff_cap = plantloop_core::Duration::from_millis(200);
