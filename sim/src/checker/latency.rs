@@ -23,9 +23,7 @@ pub(super) fn slo(s: &Scenario, l: &Latencies) -> Verdict {
 /// released (W6): that wait is the business rule, not the core's latency, so such a confirmation
 /// is measured from the release that let it through.
 pub fn latencies(w: &GroundTruth) -> Latencies {
-    let mut h: [hdrhistogram::Histogram<u64>; 3] = std::array::from_fn(|_| {
-        hdrhistogram::Histogram::new_with_bounds(1, 1_000 * 86_400 * 365, 3).expect("valid bounds")
-    });
+    let mut h: [LatencyHistogram; 3] = std::array::from_fn(|_| LatencyHistogram::new());
     let mut hold_serials: FxHashMap<&HoldId, SerialRange> = FxHashMap::default();
     let mut releases: Vec<(SerialRange, Instant)> = Vec::new();
     for e in w.erp.ledger().entries() {
@@ -69,15 +67,37 @@ pub fn latencies(w: &GroundTruth) -> Latencies {
                 e.at.saturating_since(allowed_from(e, em.at))
                     .as_millis()
                     .max(1);
-            let _ = h[o.class.index()].record(ms);
+            h[o.class.index()].record(ms);
         }
     }
-    latencies_of(&h)
+    latencies_of(&h.each_ref().map(|h| &h.0))
+}
+
+/// End-to-end latency in milliseconds, 1 ms to a year at 3 significant digits (a longer one is not
+/// recorded). It starts sized for an hour and grows when a longer latency comes: most runs never
+/// need the megabytes a year's range takes, and the figures are the same either way.
+pub(crate) struct LatencyHistogram(pub hdrhistogram::Histogram<u64>);
+
+impl LatencyHistogram {
+    const YEAR_MS: u64 = 1_000 * 86_400 * 365;
+
+    pub fn new() -> Self {
+        let mut h =
+            hdrhistogram::Histogram::new_with_bounds(1, 3_600_000, 3).expect("valid bounds");
+        h.auto(true);
+        LatencyHistogram(h)
+    }
+
+    pub fn record(&mut self, ms: u64) {
+        if ms <= Self::YEAR_MS {
+            let _ = self.0.record(ms);
+        }
+    }
 }
 
 /// The report's latency figures from one histogram (milliseconds) per class, in
 /// [`LatencyClass::index`] order.
-pub(crate) fn latencies_of(h: &[hdrhistogram::Histogram<u64>; 3]) -> Latencies {
+pub(crate) fn latencies_of(h: &[&hdrhistogram::Histogram<u64>; 3]) -> Latencies {
     let one = |h: &hdrhistogram::Histogram<u64>| {
         if h.is_empty() {
             ClassLatency::default()
@@ -91,8 +111,8 @@ pub(crate) fn latencies_of(h: &[hdrhistogram::Histogram<u64>; 3]) -> Latencies {
         }
     };
     Latencies {
-        critical: one(&h[0]),
-        transactional: one(&h[1]),
-        bulk: one(&h[2]),
+        critical: one(h[0]),
+        transactional: one(h[1]),
+        bulk: one(h[2]),
     }
 }

@@ -53,7 +53,7 @@ const EDGE_SPACING: Duration = Duration::from_millis(1);
 /// The characteristic every station inspects.
 pub const CHARACTERISTIC: &str = "torque";
 /// Journal records between engine snapshots.
-const SNAPSHOT_EVERY: u64 = 50_000;
+const SNAPSHOT_EVERY: u64 = 5_000;
 
 /// Kernel events.
 #[derive(Debug)]
