@@ -69,9 +69,11 @@ fn mock_personality(p: config::Personality) -> Personality {
     }
 }
 
-/// The four mocks on free loopback ports, each sending its events to `core` by webhook.
+/// The four mocks on free loopback ports, each sending its events to `core` by webhook: a SaaS
+/// system's signed, to `/webhooks/{system}`, with the target's `webhook_secret` (one is made up
+/// and set in `config` when the file gives none).
 async fn start_mocks(
-    config: &ServeConfig,
+    config: &mut ServeConfig,
     core: SocketAddr,
 ) -> Result<RunningMocks, std::io::Error> {
     let mut mc = MocksConfig {
@@ -79,17 +81,43 @@ async fn start_mocks(
         ..MocksConfig::default()
     };
     for s in System::ALL {
+        let target = config.target_mut(s);
         let set = mc.system_mut(s);
-        set.personality = mock_personality(config.target(s).personality);
-        set.webhooks = WebhookConfig {
-            subscribers: vec![Subscriber {
+        set.personality = mock_personality(target.personality);
+        let subscriber = if target.personality == config::Personality::Saas {
+            let secret = target
+                .webhook_secret
+                .get_or_insert_with(|| config::Secret(made_up_secret(s)));
+            Subscriber {
+                url: format!("http://{core}/webhooks/{s}"),
+                secret: secret.0.clone(),
+            }
+        } else {
+            Subscriber {
                 url: format!("http://{core}/events"),
-                secret: b"plantloop-serve-mocks".to_vec(),
-            }],
+                secret: made_up_secret(s),
+            }
+        };
+        set.webhooks = WebhookConfig {
+            subscribers: vec![subscriber],
             ..WebhookConfig::default()
         };
     }
     plantloop_mocks_http::serve(mc).await
+}
+
+/// A webhook secret for one run of `--mocks`: 128 bits from std's randomly keyed hasher (the
+/// mocks and the service share it in memory only).
+fn made_up_secret(system: System) -> Vec<u8> {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::with_capacity(32);
+    for part in 0u8..2 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write(system.as_str().as_bytes());
+        h.write_u8(part);
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out.into_bytes()
 }
 
 async fn serve(mut config: ServeConfig, with_mocks: bool) -> ExitCode {
@@ -102,7 +130,7 @@ async fn serve(mut config: ServeConfig, with_mocks: bool) -> ExitCode {
     };
     let addr = listener.local_addr().unwrap_or(config.listen);
     let mocks = if with_mocks {
-        match start_mocks(&config, addr).await {
+        match start_mocks(&mut config, addr).await {
             Ok(m) => {
                 for s in System::ALL {
                     config.target_mut(s).url = Some(m.base_url(s));
@@ -165,10 +193,16 @@ fn print_urls(service: &Service, config: &ServeConfig, mocks: bool) {
     println!(
         "      GET  {core}/health  {core}/ready  {core}/dead-letters  {core}/audit?correlation=ID"
     );
+    println!("metrics {core}/metrics");
     for s in System::ALL {
         let t = config.target(s);
+        let events_in = match (&t.webhook_secret, t.poll_interval) {
+            (_, Some(every)) => format!("; events polled every {} ms", every.as_millis()),
+            (Some(_), None) => format!("; signed webhooks to {core}/webhooks/{s}"),
+            (None, None) => String::new(),
+        };
         println!(
-            "{:<5} {:<7} {}{}",
+            "{:<5} {:<7} {}{}{}",
             s.as_str(),
             t.personality.as_str(),
             t.url.as_deref().unwrap_or("-"),
@@ -176,7 +210,8 @@ fn print_urls(service: &Service, config: &ServeConfig, mocks: bool) {
                 "  (mock; /ledger, /openapi.json)"
             } else {
                 ""
-            }
+            },
+            events_in
         );
     }
     let r = service.recovery();

@@ -142,8 +142,27 @@ fn wait_for(url: &str, path: &str, needle: &str) {
 fn serve_with_mocks_closes_the_loop_stops_on_sigterm_and_continues_after_a_restart() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().to_str().unwrap();
-    let s = serve(&["--mocks", "--data", dir, "--listen", "127.0.0.1:0"]);
+    // QMS as a SaaS system: its events (the NC) come by signed webhook to /webhooks/qms.
+    let config = data.path().join("serve.toml");
+    std::fs::write(&config, "[targets.qms]\npersonality = \"saas\"\n").unwrap();
+    let config = config.to_str().unwrap();
+    let s = serve(&[
+        "--mocks",
+        "--config",
+        config,
+        "--data",
+        dir,
+        "--listen",
+        "127.0.0.1:0",
+    ]);
     let core = s.url("core");
+    assert!(
+        s.lines
+            .iter()
+            .any(|l| l.starts_with("qms") && l.contains(&format!("{core}/webhooks/qms"))),
+        "{:?}",
+        s.lines
+    );
     let (erp, qms, cmms, mes) = (s.url("erp"), s.url("qms"), s.url("cmms"), s.url("mes"));
     assert!(
         s.lines.iter().any(|l| l.contains("a new journal")),
@@ -151,6 +170,8 @@ fn serve_with_mocks_closes_the_loop_stops_on_sigterm_and_continues_after_a_resta
         s.lines
     );
     assert_eq!(http(&core, "GET", "/ready", "").0, 200);
+    let metrics = s.url("metrics");
+    assert_eq!(metrics, format!("{core}/metrics"));
     let placement = r#"{"asset":"A-3","station":"P1-L1-S3","line":"P1-L1","plant":"P1"}"#;
     assert_eq!(http(&cmms, "POST", "/assets", placement).0, 201);
     assert_eq!(
@@ -169,6 +190,16 @@ fn serve_with_mocks_closes_the_loop_stops_on_sigterm_and_continues_after_a_resta
     }
     wait_for(&erp, "/ledger", "w1/NC-000001/hold");
     wait_for(&mes, "/ledger", "w1/NC-000001/stop");
+    let (status, text) = http(&core, "GET", "/metrics", "");
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("plantloop_calls_total{target=\"mes\",outcome=\"done\"}"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("plantloop_webhooks_refused_total{"),
+        "{text}"
+    );
     let (code, after) = s.terminate();
     assert_eq!(code, Some(0), "{after:?}");
 

@@ -11,7 +11,10 @@ use crate::config::ServeConfig;
 use crate::driver::{Driver, Msg, Status};
 use crate::http::{Gateway, router};
 use crate::journal::SqliteJournal;
+use crate::metrics::Metrics;
 use crate::outbound::Outbound;
+use crate::polling::Poller;
+use crate::webhooks::Webhooks;
 use plantloop_core::durable::{DurableEngine, Recovery};
 use plantloop_core::model::System;
 use std::net::SocketAddr;
@@ -37,6 +40,7 @@ pub struct Service {
     http: JoinHandle<std::io::Result<()>>,
     engine: Option<std::thread::JoinHandle<()>>,
     engine_tx: mpsc::Sender<Msg>,
+    pollers: Vec<JoinHandle<()>>,
 }
 
 /// Stops a [`Service`] from elsewhere (a signal handler); cheap to clone.
@@ -74,6 +78,10 @@ impl Service {
             .await
             .map_err(|e| e.to_string())
             .and_then(|r| r.map_err(|e| e.to_string()));
+        // A poller stopped between the engine's answer and its cursor's write only reads again.
+        for p in self.pollers.drain(..) {
+            p.abort();
+        }
         let _ = self.engine_tx.send(Msg::Stop);
         if let Some(t) = self.engine.take() {
             tokio::task::spawn_blocking(move || t.join())
@@ -127,17 +135,20 @@ pub async fn start_on(listener: TcpListener, config: ServeConfig) -> Result<Serv
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let (tx, rx) = mpsc::channel();
     let status = Arc::new(Status::default());
+    let metrics = Arc::new(Metrics::new());
     let outbound = Outbound::new(
-        client,
-        base_urls,
+        client.clone(),
+        base_urls.clone(),
         tokio::runtime::Handle::current(),
         tx.clone(),
+        metrics.clone(),
     );
     // Recovery runs on the engine thread; the gateway answers /health meanwhile.
     let (recovered_tx, recovered_rx) = oneshot::channel();
     let engine = {
         let status = status.clone();
         let config = config.clone();
+        let metrics = metrics.clone();
         std::thread::Builder::new()
             .name("plantloop-engine".into())
             .spawn(move || match recover(&config) {
@@ -149,6 +160,7 @@ pub async fn start_on(listener: TcpListener, config: ServeConfig) -> Result<Serv
                         outbound,
                         clock,
                         status,
+                        metrics,
                     };
                     driver.run(rx, move |r| {
                         let _ = recovered_tx.send(r.map(|()| recovery));
@@ -164,6 +176,8 @@ pub async fn start_on(listener: TcpListener, config: ServeConfig) -> Result<Serv
     let app = router(Gateway {
         engine: tx.clone(),
         status: status.clone(),
+        webhooks: Arc::new(Webhooks::new(&config)),
+        metrics: metrics.clone(),
     });
     let http = tokio::spawn(async move {
         use axum::serve::ListenerExt;
@@ -182,11 +196,30 @@ pub async fn start_on(listener: TcpListener, config: ServeConfig) -> Result<Serv
         stop,
         http,
         engine: Some(engine),
-        engine_tx: tx,
+        engine_tx: tx.clone(),
+        pollers: vec![],
     };
     match recovered_rx.await {
         Ok(Ok(recovery)) => {
             service.recovery = recovery;
+            // Feeds are read once the engine is ready: the first events go to a recovered engine.
+            for s in System::ALL {
+                let Some(interval) = config.target(s).poll_interval else {
+                    continue;
+                };
+                let poller = Poller {
+                    system: s,
+                    url: base_urls[s.index()].clone(),
+                    interval: std::time::Duration::from_micros(interval.as_micros()),
+                    data: config.data.clone(),
+                    client: client.clone(),
+                    engine: tx.clone(),
+                    metrics: metrics.clone(),
+                };
+                service
+                    .pollers
+                    .push(tokio::spawn(poller.run(service.stop.subscribe())));
+            }
             Ok(service)
         }
         Ok(Err(e)) => {

@@ -50,7 +50,7 @@ pub fn latencies(w: &GroundTruth) -> Latencies {
             .max()
             .unwrap_or(emitted)
     };
-    for (_, l) in ledgers(w) {
+    for (_, l) in ledgers(&w.ledger_truth()) {
         let mut seen: FxHashSet<&IdempotencyKey> = FxHashSet::default();
         for e in integration(l) {
             let Some(key) = &e.key else { continue };
