@@ -9,18 +9,21 @@
 //! `PLANTLOOP_CRASH_KILLS` (default 20) sets the number of kills, `PLANTLOOP_CRASH_SEED` the seed
 //! (printed either way).
 
+mod support;
+
 use plantloop_core::System;
 use plantloop_core::model::{AssetId, StationId};
 use plantloop_mocks::{Ledger, LedgerEntry, Personality};
 use plantloop_mocks_http::{MocksConfig, RunningMocks, Subscriber, WebhookConfig};
 use plantloop_sim::checker::{LedgerTruth, check_ledgers};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
+use support::spawn_with_lines;
 
 /// Lines (one station, one order each) with one NC each, per round of the workload.
 const LINES: usize = 4;
@@ -216,22 +219,9 @@ impl Drop for Serving {
 }
 
 fn serve(config: &std::path::Path) -> Serving {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_plantloop"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap_or_default()).is_err() {
-                return;
-            }
-        }
-    });
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_plantloop"));
+    cmd.args(["serve", "--config"]).arg(config);
+    let (mut child, rx) = spawn_with_lines(cmd);
     let mut recovery = String::new();
     loop {
         match rx.recv_timeout(Duration::from_secs(30)) {

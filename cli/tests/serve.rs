@@ -2,11 +2,14 @@
 //! the four mock systems; SIGTERM stops it with exit 0 and a restart continues from the journal;
 //! a bad configuration file exits 2 naming file, line and key.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use support::spawn_with_lines;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_plantloop"))
@@ -64,20 +67,9 @@ impl Serving {
 }
 
 fn serve(args: &[&str]) -> Serving {
-    let mut child = bin()
-        .arg("serve")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let _ = tx.send(line.unwrap_or_default());
-        }
-    });
+    let mut cmd = bin();
+    cmd.arg("serve").args(args);
+    let (mut child, rx) = spawn_with_lines(cmd);
     let mut lines = vec![];
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
