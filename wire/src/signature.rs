@@ -125,6 +125,40 @@ mod tests {
     }
 
     #[test]
+    fn a_signature_binds_secret_body_and_time() {
+        let body = br#"{"id":"e1"}"#;
+        let h = headers(1_000, &sign(b"s3cret", 1_000, body));
+        assert_eq!(verify_signature_at(b"s3cret", &h, body, 1_010, 300), Ok(()));
+        assert_eq!(
+            verify_signature_at(b"s3cret", &h, br#"{"id":"e2"}"#, 1_010, 300),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_signature_at(b"other", &h, body, 1_010, 300),
+            Err(SignatureError::Mismatch)
+        );
+        assert!(matches!(
+            verify_signature_at(b"s3cret", &h, body, 2_000, 300),
+            Err(SignatureError::Stale { .. })
+        ));
+        // Moving the timestamp forward to pass the window breaks the MAC.
+        let replay = headers(2_000, &sign(b"s3cret", 1_000, body));
+        assert_eq!(
+            verify_signature_at(b"s3cret", &replay, body, 2_000, 300),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_signature_at(b"s3cret", &HeaderMap::new(), body, 0, 300),
+            Err(SignatureError::MissingHeader(TIMESTAMP_HEADER))
+        );
+        let bad = headers(1_000, "sha256=zz");
+        assert_eq!(
+            verify_signature_at(b"s3cret", &bad, body, 1_000, 300),
+            Err(SignatureError::MalformedHeader(SIGNATURE_HEADER))
+        );
+    }
+
+    #[test]
     fn a_future_timestamp_beyond_the_tolerance_is_stale_too() {
         let body = b"{}";
         let h = headers(2_000, &sign(b"k", 2_000, body));
