@@ -345,8 +345,8 @@ pub fn print_summary(
         )?;
         writeln!(
             out,
-            "  {:<14}{:>8}{:>9}{:>9}{:>9}",
-            "latency", "count", "p50", "p99", "max"
+            "  {:<14}{:>8}{:>9}{:>9}{:>9}{:>9}",
+            "latency", "count", "p50", "p95", "p99", "max"
         )?;
         for (name, l) in [
             ("critical", &r.latency.critical),
@@ -355,12 +355,42 @@ pub fn print_summary(
         ] {
             writeln!(
                 out,
-                "  {:<14}{:>8}{:>9}{:>9}{:>9}",
+                "  {:<14}{:>8}{:>9}{:>9}{:>9}{:>9}",
                 name,
                 l.count,
                 ms(l.p50_ms),
+                ms(l.p95_ms),
                 ms(l.p99_ms),
                 ms(l.max_ms)
+            )?;
+        }
+        let groups: Vec<(&String, &plantloop_sim::report::Latencies)> = r
+            .latency_by_plant
+            .iter()
+            .chain(r.latency_by_workflow.iter())
+            .collect();
+        if !groups.is_empty() {
+            writeln!(
+                out,
+                "  {:<14}{:>16}{:>16}{:>16}",
+                "p99 (count)", "critical", "transactional", "bulk"
+            )?;
+        }
+        for (name, l) in groups {
+            let cell = |c: &plantloop_sim::report::ClassLatency| {
+                if c.count == 0 {
+                    "-".to_owned()
+                } else {
+                    format!("{} ({})", ms(c.p99_ms), c.count)
+                }
+            };
+            writeln!(
+                out,
+                "  {:<14}{:>16}{:>16}{:>16}",
+                name,
+                cell(&l.critical),
+                cell(&l.transactional),
+                cell(&l.bulk)
             )?;
         }
     }

@@ -77,9 +77,11 @@ fn mock_personality(p: config::Personality) -> Personality {
 }
 
 /// The four mocks on free loopback ports, each sending its events to `core` by webhook with a
-/// token of its own (subject `mock-<system>`, scope `events:write`).
+/// token of its own (subject `mock-<system>`): a SaaS system's signed, to `/webhooks/{system}`
+/// (scope `webhooks:write`), with the target's `webhook_secret` (one is made up and set in
+/// `config` when the file gives none); the others' to `/events` (scope `events:write`).
 async fn start_mocks(
-    config: &ServeConfig,
+    config: &mut ServeConfig,
     core: SocketAddr,
     issuer: &LocalIssuer,
 ) -> Result<RunningMocks, std::io::Error> {
@@ -88,30 +90,62 @@ async fn start_mocks(
         ..MocksConfig::default()
     };
     for s in System::ALL {
+        let target = config.target_mut(s);
         let set = mc.system_mut(s);
-        set.personality = mock_personality(config.target(s).personality);
+        set.personality = mock_personality(target.personality);
         // A target configured for OAuth gets a mock that requires it, for the same client.
-        if let Some(o) = &config.target(s).oauth {
+        if let Some(o) = &target.oauth {
             set.oauth = Some(OAuthSettings {
                 client_id: o.client_id.clone(),
                 client_secret: o.client_secret.read().map_err(std::io::Error::other)?,
                 token_lifetime: TOKEN_LIFETIME_DEFAULT,
             });
         }
-        set.webhooks = WebhookConfig {
-            subscribers: vec![Subscriber {
-                url: format!("http://{core}/events"),
-                secret: b"plantloop-serve-mocks".to_vec(),
+        let subject = format!("mock-{s}");
+        let subscriber = if target.personality == config::Personality::Saas {
+            let secret = target
+                .webhook_secret
+                .get_or_insert_with(|| config::Secret(made_up_secret(s)));
+            Subscriber {
+                url: format!("http://{core}/webhooks/{s}"),
+                secret: secret.0.clone(),
                 bearer_token: Some(issuer.mint(
-                    &format!("mock-{}", s.as_str()),
+                    &subject,
+                    &[Scope::WebhooksWrite],
+                    ADMIN_TOKEN_LIFETIME,
+                )),
+            }
+        } else {
+            Subscriber {
+                url: format!("http://{core}/events"),
+                secret: made_up_secret(s),
+                bearer_token: Some(issuer.mint(
+                    &subject,
                     &[Scope::EventsWrite],
                     ADMIN_TOKEN_LIFETIME,
                 )),
-            }],
+            }
+        };
+        set.webhooks = WebhookConfig {
+            subscribers: vec![subscriber],
             ..WebhookConfig::default()
         };
     }
     plantloop_mocks_http::serve(mc).await
+}
+
+/// A webhook secret for one run of `--mocks`: 128 bits from std's randomly keyed hasher (the
+/// mocks and the service share it in memory only).
+fn made_up_secret(system: System) -> Vec<u8> {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::with_capacity(32);
+    for part in 0u8..2 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write(system.as_str().as_bytes());
+        h.write_u8(part);
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out.into_bytes()
 }
 
 async fn serve(mut config: ServeConfig, with_mocks: bool) -> ExitCode {
@@ -140,7 +174,7 @@ async fn serve(mut config: ServeConfig, with_mocks: bool) -> ExitCode {
         None
     };
     let mocks = if let (true, Some(issuer)) = (with_mocks, &issuer) {
-        match start_mocks(&config, addr, issuer).await {
+        match start_mocks(&mut config, addr, issuer).await {
             Ok(m) => {
                 for s in System::ALL {
                     let token_url = m.token_url(s);
@@ -210,10 +244,16 @@ fn print_urls(service: &Service, config: &ServeConfig, mocks: bool) {
     println!(
         "      GET  {core}/health  {core}/ready  {core}/dead-letters  {core}/audit?correlation=ID"
     );
+    println!("metrics {core}/metrics");
     for s in System::ALL {
         let t = config.target(s);
+        let events_in = match (&t.webhook_secret, t.poll_interval) {
+            (_, Some(every)) => format!("; events polled every {} ms", every.as_millis()),
+            (Some(_), None) => format!("; signed webhooks to {core}/webhooks/{s}"),
+            (None, None) => String::new(),
+        };
         println!(
-            "{:<5} {:<7} {}{}",
+            "{:<5} {:<7} {}{}{}",
             s.as_str(),
             t.personality.as_str(),
             t.url.as_deref().unwrap_or("-"),
@@ -221,7 +261,8 @@ fn print_urls(service: &Service, config: &ServeConfig, mocks: bool) {
                 "  (mock; /ledger, /openapi.json)"
             } else {
                 ""
-            }
+            },
+            events_in
         );
     }
     let r = service.recovery();

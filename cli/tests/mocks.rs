@@ -1,11 +1,13 @@
 //! `plantloop mocks` (spec/cli.md): four servers on P..P+3, their URLs printed, bad flags exit 2
 //! naming the flag, and a clean stop on Ctrl-C (SIGINT).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+use support::spawn_with_lines;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_plantloop"))
@@ -33,21 +35,9 @@ enum Started {
 
 /// Starts `plantloop mocks ARGS` and reads the four URL lines it prints.
 fn start(args: &[&str]) -> Started {
-    let mut child = bin()
-        .arg("mocks")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        // Keeps draining after the test stops listening, so the child never writes to a closed pipe.
-        for line in BufReader::new(stdout).lines() {
-            let _ = tx.send(line.unwrap_or_default());
-        }
-    });
+    let mut cmd = bin();
+    cmd.arg("mocks").args(args);
+    let (mut child, rx) = spawn_with_lines(cmd);
     let mut printed = vec![];
     let deadline = Instant::now() + Duration::from_secs(20);
     while printed.len() < 4 {

@@ -2,11 +2,14 @@
 //! the four mock systems; SIGTERM stops it with exit 0 and a restart continues from the journal;
 //! a bad configuration file exits 2 naming file, line and key.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use support::spawn_with_lines;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_plantloop"))
@@ -73,20 +76,9 @@ impl Serving {
 }
 
 fn serve(args: &[&str]) -> Serving {
-    let mut child = bin()
-        .arg("serve")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let _ = tx.send(line.unwrap_or_default());
-        }
-    });
+    let mut cmd = bin();
+    cmd.arg("serve").args(args);
+    let (mut child, rx) = spawn_with_lines(cmd);
     let mut lines = vec![];
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -157,8 +149,27 @@ fn wait_for(url: &str, path: &str, needle: &str) {
 fn serve_with_mocks_closes_the_loop_stops_on_sigterm_and_continues_after_a_restart() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().to_str().unwrap();
-    let s = serve(&["--mocks", "--data", dir, "--listen", "127.0.0.1:0"]);
+    // QMS as a SaaS system: its events (the NC) come by signed webhook to /webhooks/qms.
+    let config = data.path().join("serve.toml");
+    std::fs::write(&config, "[targets.qms]\npersonality = \"saas\"\n").unwrap();
+    let config = config.to_str().unwrap();
+    let s = serve(&[
+        "--mocks",
+        "--config",
+        config,
+        "--data",
+        dir,
+        "--listen",
+        "127.0.0.1:0",
+    ]);
     let core = s.url("core");
+    assert!(
+        s.lines
+            .iter()
+            .any(|l| l.starts_with("qms") && l.contains(&format!("{core}/webhooks/qms"))),
+        "{:?}",
+        s.lines
+    );
     let (erp, qms, cmms, mes) = (s.url("erp"), s.url("qms"), s.url("cmms"), s.url("mes"));
     assert!(
         s.lines.iter().any(|l| l.contains("a new journal")),
@@ -166,6 +177,8 @@ fn serve_with_mocks_closes_the_loop_stops_on_sigterm_and_continues_after_a_resta
         s.lines
     );
     assert_eq!(http(&core, "GET", "/ready", "").0, 200);
+    let metrics = s.url("metrics");
+    assert_eq!(metrics, format!("{core}/metrics"));
     let placement = r#"{"asset":"A-3","station":"P1-L1-S3","line":"P1-L1","plant":"P1"}"#;
     assert_eq!(http(&cmms, "POST", "/assets", placement).0, 201);
     assert_eq!(
@@ -184,6 +197,18 @@ fn serve_with_mocks_closes_the_loop_stops_on_sigterm_and_continues_after_a_resta
     }
     wait_for(&erp, "/ledger", "w1/NC-000001/hold");
     wait_for(&mes, "/ledger", "w1/NC-000001/stop");
+    let (status, _) = http(&core, "GET", "/metrics", "");
+    assert_eq!(status, 401, "/metrics needs a token");
+    let (status, text) = http_as(&core, "GET", "/metrics", "", Some(&s.token()));
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("plantloop_calls_total{target=\"mes\",outcome=\"done\"}"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("plantloop_webhooks_refused_total{"),
+        "{text}"
+    );
     let (code, after) = s.terminate();
     assert_eq!(code, Some(0), "{after:?}");
 

@@ -84,9 +84,12 @@ impl<J: Journal + ?Sized> Journal for Box<J> {
 /// records appended but not synced are lost.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryJournal {
-    /// LSN of `records[0]`.
+    /// LSN of the first record held.
     first_lsn: Lsn,
-    records: Vec<Vec<u8>>,
+    /// The records held, back to back in one buffer (one allocation per growth, not per record),
+    /// and where each ends in it.
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
     synced: Lsn,
     snapshot: Option<(Lsn, Vec<u8>)>,
     syncs: u64,
@@ -103,7 +106,8 @@ impl MemoryJournal {
     /// Loses every record that was not synced, as a process crash would.
     pub fn crash(&mut self) {
         let keep = (self.synced + 1).saturating_sub(self.first_lsn) as usize;
-        self.records.truncate(keep);
+        self.ends.truncate(keep);
+        self.bytes.truncate(self.ends.last().copied().unwrap_or(0));
     }
 
     /// Number of successful syncs (commits), for reports.
@@ -118,11 +122,16 @@ impl MemoryJournal {
 
     /// Records currently held (not yet dropped by a snapshot).
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.ends.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.ends.is_empty()
+    }
+
+    fn record(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
     }
 }
 
@@ -131,7 +140,8 @@ impl Journal for MemoryJournal {
         if self.first_lsn == 0 {
             self.first_lsn = 1;
         }
-        self.records.push(record.to_vec());
+        self.bytes.extend_from_slice(record);
+        self.ends.push(self.bytes.len());
         Ok(self.last_lsn())
     }
 
@@ -142,14 +152,14 @@ impl Journal for MemoryJournal {
     }
 
     fn last_lsn(&self) -> Lsn {
-        self.first_lsn.max(1) + self.records.len() as u64 - 1
+        self.first_lsn.max(1) + self.ends.len() as u64 - 1
     }
 
     fn replay_after(&self, after: Lsn, visit: &mut Visit<'_>) -> Result<(), JournalError> {
         let first = self.first_lsn.max(1);
         let skip = (after + 1).saturating_sub(first) as usize;
-        for (i, r) in self.records.iter().enumerate().skip(skip) {
-            visit(first + i as u64, r)?;
+        for i in skip..self.ends.len() {
+            visit(first + i as u64, self.record(i))?;
         }
         Ok(())
     }
@@ -161,8 +171,15 @@ impl Journal for MemoryJournal {
         );
         // Records covered by the snapshot are no longer needed for recovery.
         let first = self.first_lsn.max(1);
-        let drop = (lsn + 1).saturating_sub(first) as usize;
-        self.records.drain(..drop.min(self.records.len()));
+        let drop = ((lsn + 1).saturating_sub(first) as usize).min(self.ends.len());
+        if drop > 0 {
+            let cut = self.ends[drop - 1];
+            self.bytes.drain(..cut);
+            self.ends.drain(..drop);
+            for end in &mut self.ends {
+                *end -= cut;
+            }
+        }
         self.first_lsn = first + drop as u64;
         self.synced = self.synced.max(lsn);
         self.snapshot = Some((lsn, state.to_vec()));

@@ -12,62 +12,24 @@
 //! [`verify_signature`].
 
 use axum::http::HeaderMap;
-use hmac::{Hmac, KeyInit, Mac};
 use plantloop_core::event::Event;
 use plantloop_mocks::fault::{EventDecision, FaultInjector};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use sha2::Sha256;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 
-/// Header carrying `sha256=<hex>`.
-pub const SIGNATURE_HEADER: &str = "x-plantloop-signature";
-/// Header carrying the UNIX time (seconds) the signature was made; part of the MAC.
-pub const TIMESTAMP_HEADER: &str = "x-plantloop-timestamp";
-/// Header carrying the delivery attempt number (1 for the first).
-pub const ATTEMPT_HEADER: &str = "x-plantloop-attempt";
 /// The CloudEvents structured-mode media type.
 pub const CLOUDEVENTS_JSON: &str = "application/cloudevents+json";
-/// How far a signature's timestamp may be from the receiver's clock, by default.
-pub const TOLERANCE_SECS_DEFAULT: u64 = 300;
 
-type HmacSha256 = Hmac<Sha256>;
-
-fn mac_for(secret: &[u8], timestamp: u64, body: &[u8]) -> HmacSha256 {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes a key of any length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac
-}
-
-/// The value of [`SIGNATURE_HEADER`] for `body` signed at `timestamp` (UNIX seconds).
-pub fn sign(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
-    format!(
-        "sha256={}",
-        hex::encode(mac_for(secret, timestamp, body).finalize().into_bytes())
-    )
-}
-
-/// Why a webhook delivery's signature was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureError {
-    #[error("missing header {0}")]
-    MissingHeader(&'static str),
-    #[error("header {0} is malformed")]
-    MalformedHeader(&'static str),
-    #[error("timestamp {timestamp} is more than {tolerance_secs}s from now ({now})")]
-    Stale {
-        timestamp: u64,
-        now: u64,
-        tolerance_secs: u64,
-    },
-    #[error("signature does not match the body")]
-    Mismatch,
-}
+/// Signing and checking live in `plantloop-wire`, shared with the core's `POST /webhooks/{system}`;
+/// re-exported here under their old paths.
+pub use plantloop_wire::signature::{
+    ATTEMPT_HEADER, SIGNATURE_HEADER, SignatureError, TIMESTAMP_HEADER, TOLERANCE_SECS_DEFAULT,
+    sign, verify_signature_at,
+};
 
 /// Checks a delivery against `secret`, with the wall clock and the default tolerance.
 pub fn verify_signature(
@@ -75,49 +37,13 @@ pub fn verify_signature(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), SignatureError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    verify_signature_at(secret, headers, body, now, TOLERANCE_SECS_DEFAULT)
-}
-
-/// Checks a delivery against `secret` at `now` (UNIX seconds): the MAC over timestamp and body must
-/// match (compared in constant time) and the timestamp must lie within `tolerance_secs` of `now`.
-pub fn verify_signature_at(
-    secret: &[u8],
-    headers: &HeaderMap,
-    body: &[u8],
-    now: u64,
-    tolerance_secs: u64,
-) -> Result<(), SignatureError> {
-    let header = |name: &'static str| {
-        headers
-            .get(name)
-            .ok_or(SignatureError::MissingHeader(name))?
-            .to_str()
-            .map_err(|_| SignatureError::MalformedHeader(name))
-    };
-    let timestamp: u64 = header(TIMESTAMP_HEADER)?
-        .trim()
-        .parse()
-        .map_err(|_| SignatureError::MalformedHeader(TIMESTAMP_HEADER))?;
-    let tag = header(SIGNATURE_HEADER)?
-        .trim()
-        .strip_prefix("sha256=")
-        .and_then(|h| hex::decode(h).ok())
-        .ok_or(SignatureError::MalformedHeader(SIGNATURE_HEADER))?;
-    mac_for(secret, timestamp, body)
-        .verify_slice(&tag)
-        .map_err(|_| SignatureError::Mismatch)?;
-    if timestamp.abs_diff(now) > tolerance_secs {
-        return Err(SignatureError::Stale {
-            timestamp,
-            now,
-            tolerance_secs,
-        });
-    }
-    Ok(())
+    verify_signature_at(
+        secret,
+        headers,
+        body,
+        crate::clock::unix_secs(),
+        TOLERANCE_SECS_DEFAULT,
+    )
 }
 
 /// One receiver of a system's events.
@@ -395,47 +321,6 @@ async fn deliver_once(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(ts: u64, sig: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(TIMESTAMP_HEADER, ts.to_string().parse().unwrap());
-        h.insert(SIGNATURE_HEADER, sig.parse().unwrap());
-        h
-    }
-
-    #[test]
-    fn a_signature_binds_secret_body_and_time() {
-        let body = br#"{"id":"e1"}"#;
-        let h = headers(1_000, &sign(b"s3cret", 1_000, body));
-        assert_eq!(verify_signature_at(b"s3cret", &h, body, 1_010, 300), Ok(()));
-        assert_eq!(
-            verify_signature_at(b"s3cret", &h, br#"{"id":"e2"}"#, 1_010, 300),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify_signature_at(b"other", &h, body, 1_010, 300),
-            Err(SignatureError::Mismatch)
-        );
-        assert!(matches!(
-            verify_signature_at(b"s3cret", &h, body, 2_000, 300),
-            Err(SignatureError::Stale { .. })
-        ));
-        // Moving the timestamp forward to pass the window breaks the MAC.
-        let replay = headers(2_000, &sign(b"s3cret", 1_000, body));
-        assert_eq!(
-            verify_signature_at(b"s3cret", &replay, body, 2_000, 300),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify_signature_at(b"s3cret", &HeaderMap::new(), body, 0, 300),
-            Err(SignatureError::MissingHeader(TIMESTAMP_HEADER))
-        );
-        let bad = headers(1_000, "sha256=zz");
-        assert_eq!(
-            verify_signature_at(b"s3cret", &bad, body, 1_000, 300),
-            Err(SignatureError::MalformedHeader(SIGNATURE_HEADER))
-        );
-    }
 
     #[test]
     fn backoff_doubles_up_to_its_cap() {

@@ -213,6 +213,12 @@ impl Ledger {
         }
     }
 
+    /// A ledger holding `entries`, as a system served them (`GET /ledger`): for checkers that
+    /// judge mock servers over HTTP.
+    pub fn from_entries(system: System, entries: Vec<LedgerEntry>) -> Ledger {
+        Ledger { system, entries }
+    }
+
     /// The system whose ledger this is.
     pub fn system(&self) -> System {
         self.system

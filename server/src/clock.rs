@@ -15,13 +15,18 @@ pub struct Clock {
     started: std::time::Instant,
 }
 
+/// The wall clock in microseconds since the UNIX epoch (0 before it), for measurements only.
+pub fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 impl Clock {
     /// A clock reading the wall time now, or `floor` (the journal's last time) if that is later.
     pub fn start(floor: Instant) -> Clock {
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
+        let wall = unix_micros();
         Clock {
             origin: Instant::from_micros(wall).max(floor),
             started: std::time::Instant::now(),

@@ -75,7 +75,27 @@ pub struct Target {
     pub rate_limit_per_s: Option<u32>,
     /// OAuth 2.0 client credentials, when the target requires a bearer token.
     pub oauth: Option<OAuthClientConfig>,
+    /// The HMAC key its webhooks are signed with; `None`: `POST /webhooks/{system}` refuses it.
+    pub webhook_secret: Option<Secret>,
+    /// Poll its event feed (`GET {url}/events?after=`) this often; `None`: no polling.
+    pub poll_interval: Option<Duration>,
 }
+
+/// A secret from the configuration: never printed (`Debug` shows `Secret(..)`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Vec<u8>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// How far a webhook's signed timestamp may be from the service's clock, unless told otherwise:
+/// the mocks' default tolerance.
+pub const WEBHOOK_TOLERANCE_DEFAULT: Duration = Duration::from_secs(300);
+/// Signatures remembered per system against replays, unless told otherwise.
+pub const REPLAY_CACHE_MAX_DEFAULT: usize = 100_000;
 
 /// Everything `plantloop serve` needs.
 #[derive(Clone, Debug)]
@@ -92,6 +112,10 @@ pub struct ServeConfig {
     pub auth: AuthConfig,
     /// TLS, and mutual TLS with a client CA (`[tls]`); `None`: plain HTTP.
     pub tls: Option<TlsConfig>,
+    /// Webhooks older or newer than this (by their signed timestamp) are refused as stale.
+    pub webhook_tolerance: Duration,
+    /// Per system, the most webhook signatures remembered against replays.
+    pub replay_cache_max: usize,
 }
 
 impl Default for ServeConfig {
@@ -107,12 +131,16 @@ impl Default for ServeConfig {
                 call_timeout: engine.targets[i].call_timeout,
                 rate_limit_per_s: None,
                 oauth: None,
+                webhook_secret: None,
+                poll_interval: None,
             }),
             snapshot_every: SNAPSHOT_EVERY_DEFAULT,
             sync: SyncMode::Full,
             engine,
             auth: AuthConfig::default(),
             tls: None,
+            webhook_tolerance: WEBHOOK_TOLERANCE_DEFAULT,
+            replay_cache_max: REPLAY_CACHE_MAX_DEFAULT,
         }
     }
 }
@@ -204,6 +232,13 @@ impl ServeConfig {
             a.apply(&at, &mut c.auth);
         }
         c.tls = raw.tls.map(|t| t.into_config(&at));
+        if let Some(w) = raw.webhooks {
+            set(&mut c.webhook_tolerance, w.tolerance);
+            set(
+                &mut c.replay_cache_max,
+                w.replay_cache_max.map(|n| n as usize),
+            );
+        }
         for (system, t) in [
             (System::Erp, raw.targets.erp),
             (System::Qms, raw.targets.qms),
@@ -304,10 +339,20 @@ struct RawFile {
     listen: Option<SocketAddr>,
     data: Option<PathBuf>,
     engine: Option<RawEngine>,
+    webhooks: Option<RawWebhooks>,
     #[serde(default)]
     targets: RawTargets,
     auth: Option<RawAuth>,
     tls: Option<RawTls>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhooks {
+    #[serde(default, deserialize_with = "duration")]
+    tolerance: Option<Duration>,
+    #[serde(default, deserialize_with = "positive_u32")]
+    replay_cache_max: Option<u32>,
 }
 
 #[derive(Default, Deserialize)]
@@ -332,6 +377,10 @@ struct RawTarget {
     #[serde(default, deserialize_with = "positive_u32")]
     rate_limit_per_s: Option<u32>,
     oauth: Option<RawOAuth>,
+    #[serde(default, deserialize_with = "secret")]
+    webhook_secret: Option<Secret>,
+    #[serde(default, deserialize_with = "duration")]
+    poll_interval: Option<Duration>,
 }
 
 impl RawTarget {
@@ -353,6 +402,12 @@ impl RawTarget {
         }
         if self.rate_limit_per_s.is_some() {
             t.rate_limit_per_s = self.rate_limit_per_s;
+        }
+        if self.webhook_secret.is_some() {
+            t.webhook_secret = self.webhook_secret;
+        }
+        if self.poll_interval.is_some() {
+            t.poll_interval = self.poll_interval;
         }
     }
 }
@@ -483,6 +538,20 @@ fn positive_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D
     Ok(Some(n))
 }
 
+/// A webhook secret: at least 16 bytes, so that it is not guessed.
+fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.len() < SECRET_BYTES_MIN {
+        return Err(serde::de::Error::custom(format!(
+            "a webhook secret needs at least {SECRET_BYTES_MIN} bytes"
+        )));
+    }
+    Ok(Some(Secret(s.into_bytes())))
+}
+
+/// The shortest webhook secret the file may give.
+pub const SECRET_BYTES_MIN: usize = 16;
+
 /// An `http` or `https` URL with a host and no query, kept without its trailing slash.
 fn url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let s = String::deserialize(d)?;
@@ -531,6 +600,12 @@ call_timeout = "2s"
 [targets.cmms]
 url = "https://cmms.example"
 personality = "saas"
+webhook_secret = "0123456789abcdef"
+[targets.mes]
+poll_interval = "250ms"
+[webhooks]
+tolerance = "1m"
+replay_cache_max = 10
 "#,
         )
         .unwrap();
@@ -550,6 +625,20 @@ personality = "saas"
         );
         assert_eq!(e.retry.attempts_max, 3);
         assert_eq!(e.retry.backoff_base, Duration::from_millis(50));
+        assert_eq!(
+            c.target(System::Cmms).webhook_secret,
+            Some(Secret(b"0123456789abcdef".to_vec()))
+        );
+        assert_eq!(
+            c.target(System::Mes).poll_interval,
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(c.webhook_tolerance, Duration::from_secs(60));
+        assert_eq!(c.replay_cache_max, 10);
+        assert!(
+            !format!("{c:?}").contains("0123456789abcdef"),
+            "secrets are not printed"
+        );
     }
 
     #[test]
@@ -574,6 +663,14 @@ personality = "saas"
         assert_eq!(e.line, 1, "{e}");
         let e = bad("[targets.mes]\nin_flight_max = 0\n");
         assert_eq!(e.key, "targets.mes.in_flight_max", "{e}");
+        let e = bad("[targets.cmms]\nwebhook_secret = \"short\"\n");
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (2, "targets.cmms.webhook_secret"),
+            "{e}"
+        );
+        let e = bad("[webhooks]\ntolerance = \"5\"\n");
+        assert_eq!((e.line, e.key.as_str()), (2, "webhooks.tolerance"), "{e}");
     }
 
     #[test]

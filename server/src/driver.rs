@@ -13,11 +13,13 @@
 use crate::audit_store::AuditStore;
 use crate::clock::Clock;
 use crate::journal::SqliteJournal;
+use crate::metrics::{Metrics, event_time_us, plant_of};
 use crate::outbound::Outbound;
 use plantloop_core::call::{CallId, EventRef, Outcome};
 use plantloop_core::durable::DurableEngine;
 use plantloop_core::engine::{Ack, DeadLetter, Input};
 use plantloop_core::event::Event;
+use plantloop_core::model::System;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -84,6 +86,7 @@ pub struct Driver {
     pub status: Arc<Status>,
     /// Who delivered the events accepted this turn, stored with the turn's audit records.
     pub deliveries: Vec<(EventRef, Arc<str>)>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Answers owed once the turn's sync is done.
@@ -162,13 +165,24 @@ impl Driver {
                         if let Some(tp) = &e.traceparent {
                             self.outbound.note_trace(event.clone(), tp);
                         }
+                        let origin_us = event_time_us(e.time.as_deref()).unwrap_or(now.as_micros());
+                        self.outbound.note_origin(event.clone(), origin_us);
+                        let (kind, class) = (e.event_type().name(), e.class);
+                        let plant = plant_of(&e).to_owned();
                         match self.engine.handle(now, Input::Event(e)) {
                             Ok(a) => {
                                 // A duplicate too: its first delivery's principal may have
                                 // been lost in a crash before the audit store took it.
                                 if matches!(a, Ack::Accepted | Ack::Duplicate) {
-                                    self.deliveries.push((event, principal.clone()));
+                                    self.deliveries.push((event.clone(), principal.clone()));
                                 }
+                                let result = match a {
+                                    Ack::Accepted => "accepted",
+                                    Ack::Duplicate => "duplicate",
+                                    Ack::RetryAfter(_) => "pushed_back",
+                                    _ => "ignored",
+                                };
+                                self.metrics.event_in(kind, class, &plant, result);
                                 acks.push(a);
                             }
                             Err(err) => {
@@ -235,9 +249,11 @@ impl Driver {
 
     /// Syncs, then answers what is owed, stores the audit records and starts the calls.
     fn commit(&mut self, owed: &mut Vec<Owed>) -> Result<(), String> {
+        let started = std::time::Instant::now();
         self.engine
             .sync()
             .map_err(|e| format!("journal sync: {e}"))?;
+        self.metrics.journal_synced(started.elapsed().as_secs_f64());
         self.status.syncs.fetch_add(1, Ordering::Relaxed);
         let mut records = Vec::new();
         while let Some(r) = self.engine.engine_mut().poll_audit() {
@@ -270,6 +286,10 @@ impl Driver {
         let now = self.clock.now();
         while let Some(call) = self.engine.engine_mut().poll_command() {
             self.outbound.send(call, now);
+        }
+        for s in System::ALL {
+            self.metrics
+                .target(s, &self.engine.engine().target_health(s));
         }
         Ok(())
     }

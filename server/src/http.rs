@@ -5,6 +5,8 @@
 use crate::auth::{Principal, Verifier, gate};
 use crate::driver::{EngineDown, Msg, Status};
 use crate::ingress::{self, BATCH_BYTES_MAX, Mode};
+use crate::metrics::{self, Metrics};
+use crate::webhooks::{Webhooks, unix_secs};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -14,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use plantloop_core::engine::Ack;
 use plantloop_core::event::Event;
+use plantloop_core::model::System;
 use plantloop_core::time::Duration;
 use plantloop_wire::Problem;
 use plantloop_wire::problem::PROBLEM_JSON;
@@ -29,19 +32,23 @@ use tokio::sync::oneshot;
 pub struct Gateway {
     pub engine: Sender<Msg>,
     pub status: Arc<Status>,
-    /// Checks bearer tokens: every route but `/health` and `/ready` needs one ([`gate`]).
+    /// Checks bearer tokens: every route but `/health` needs one ([`gate`]).
     pub auth: Arc<Verifier>,
+    pub webhooks: Arc<Webhooks>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// The router of the service.
 pub fn router(gw: Gateway) -> Router {
     Router::new()
         .route("/events", post(post_events))
+        .route("/webhooks/{system}", post(post_webhook))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/dead-letters", get(dead_letters))
         .route("/dead-letters/{id}/replay", post(replay_dead_letter))
         .route("/audit", get(audit))
+        .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BATCH_BYTES_MAX))
@@ -106,23 +113,128 @@ async fn post_events(
         Ok(b) => b,
         Err(r) => return body_problem(r).into_response(),
     };
+    ingest(&gw, "events", mode, &headers, &body, principal).await
+}
+
+/// `GET /metrics`: the Prometheus text exposition ([`crate::metrics`]).
+async fn metrics_text(State(gw): State<Gateway>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(metrics::CONTENT_TYPE),
+        )],
+        gw.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// `POST /webhooks/{system}`: a signed delivery from a system of record (structured or batched
+/// mode: the signature covers the body only, so binary mode's `ce-*` headers would be unsigned).
+/// It needs a token with `webhooks:write` (the gate) *and* a valid signature: refused with 401
+/// before anything is journaled when the signature, its timestamp or the replay guard says no;
+/// then handled as `POST /events`.
+async fn post_webhook(
+    State(gw): State<Gateway>,
+    principal: Option<Extension<Principal>>,
+    Path(system): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(Extension(principal)) = principal else {
+        return gate::unauthorized(&crate::auth::Refusal::Missing);
+    };
+    let principal = principal.subject;
+    let Some(system) = System::ALL.into_iter().find(|s| s.as_str() == system) else {
+        return Problem::not_found(format!("no system {system:?} (erp, qms, cmms, mes)"))
+            .with_field("system")
+            .into_response();
+    };
+    if !gw.webhooks.accepts(system) {
+        return Problem::not_found(format!(
+            "{system} sends no webhooks here: targets.{system}.webhook_secret is not configured"
+        ))
+        .with_field("system")
+        .into_response();
+    }
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => return body_problem(r).into_response(),
+    };
+    if let Err(refusal) = gw.webhooks.check(system, &headers, &body, unix_secs()) {
+        tracing::warn!(%system, %refusal, "webhook refused");
+        gw.metrics.webhook_refused(system, refusal.label());
+        let field = match &refusal {
+            crate::webhooks::Refusal::Signature(
+                plantloop_wire::signature::SignatureError::MissingHeader(h)
+                | plantloop_wire::signature::SignatureError::MalformedHeader(h),
+            ) => *h,
+            crate::webhooks::Refusal::Signature(
+                plantloop_wire::signature::SignatureError::Stale { .. },
+            ) => plantloop_wire::signature::TIMESTAMP_HEADER,
+            _ => plantloop_wire::signature::SIGNATURE_HEADER,
+        };
+        return Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "webhook-refused",
+            "The webhook delivery is not authentic",
+            refusal.to_string(),
+        )
+        .with_field(field)
+        .into_response();
+    }
+    let mode = match ingress::mode_of(&headers) {
+        Ok(Mode::Binary) | Err(_) => {
+            return Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                format!(
+                    "a webhook is {} (structured) or {} (batched): the signature covers the body only",
+                    ingress::CLOUDEVENTS_JSON,
+                    ingress::CLOUDEVENTS_BATCH_JSON
+                ),
+            )
+            .with_field("content-type")
+            .into_response();
+        }
+        Ok(m) => m,
+    };
+    ingest(&gw, "webhooks", mode, &headers, &body, principal).await
+}
+
+/// Parses the events of a request and hands them to the engine; answers after the sync.
+async fn ingest(
+    gw: &Gateway,
+    route: &'static str,
+    mode: Mode,
+    headers: &HeaderMap,
+    body: &Bytes,
+    principal: Arc<str>,
+) -> Response {
+    let refused = || gw.metrics.event_refused(route);
     let parsed = match mode {
-        Mode::Structured => ingress::structured(&body).map(|e| vec![Ok(e)]),
-        Mode::Binary => ingress::binary(&headers, &body).map(|e| vec![Ok(e)]),
-        Mode::Batch => ingress::batch(&body),
+        Mode::Structured => ingress::structured(body).map(|e| vec![Ok(e)]),
+        Mode::Binary => ingress::binary(headers, body).map(|e| vec![Ok(e)]),
+        Mode::Batch => ingress::batch(body),
     };
     let parsed = match parsed {
         Ok(p) => p,
-        Err(p) => return p.into_response(),
+        Err(p) => {
+            refused();
+            return p.into_response();
+        }
     };
     if mode != Mode::Batch {
         let event = match parsed.into_iter().next() {
             Some(Ok(e)) => e,
-            Some(Err(p)) => return p.into_response(),
+            Some(Err(p)) => {
+                refused();
+                return p.into_response();
+            }
             None => return unavailable("no event parsed").into_response(),
         };
         let (source, id) = (event.source.clone(), event.id.clone());
-        return match submit(&gw, vec![event], principal).await {
+        return match submit(gw, vec![event], principal).await {
             Ok(acks) => Verdict::of(acks.into_iter().next(), source, id).single(),
             Err(down) => unavailable(&down.0).into_response(),
         };
@@ -141,13 +253,16 @@ async fn post_events(
                 events.push(e);
                 verdicts.push(None);
             }
-            Err(p) => verdicts.push(Some(Verdict::Refused(p))),
+            Err(p) => {
+                refused();
+                verdicts.push(Some(Verdict::Refused(p)));
+            }
         }
     }
     let acks = if events.is_empty() {
         vec![]
     } else {
-        match submit(&gw, events, principal).await {
+        match submit(gw, events, principal).await {
             Ok(a) => a,
             Err(down) => return unavailable(&down.0).into_response(),
         }

@@ -7,7 +7,11 @@
 //! - [`outbound`] — each call attempt over HTTP on its own task (`plantloop-wire`'s route table);
 //!   [`oauth`] — the client-credentials tokens of targets that require them;
 //! - [`ingress`] — CloudEvents in structured, batched and binary mode;
-//! - [`http`] — the gateway's routes (`/events`, `/health`, `/ready`, `/dead-letters`, `/audit`);
+//! - [`http`] — the gateway's routes (`/events`, `/webhooks/{system}`, `/health`, `/ready`,
+//!   `/dead-letters`, `/audit`, `/metrics`);
+//! - [`webhooks`] — signed webhooks in: signature, staleness and the replay guard;
+//! - [`polling`] — reading a system's event feed on an interval, with a durable cursor;
+//! - [`metrics`] — `GET /metrics` in the Prometheus text format;
 //! - [`audit_store`] — the audit chain, stored for queries by correlation;
 //! - [`auth`] — bearer JWTs with scopes, default deny; [`tls`] — TLS and mutual TLS;
 //! - [`config`] — the strict TOML configuration; [`clock`] — wall time as the engine's `Instant`;
@@ -24,10 +28,13 @@ pub mod driver;
 pub mod http;
 pub mod ingress;
 pub mod journal;
+pub mod metrics;
 pub mod oauth;
 pub mod outbound;
+pub mod polling;
 pub mod service;
 pub mod tls;
+pub mod webhooks;
 
 pub use config::ServeConfig;
 pub use service::{Service, StopHandle, start, start_on};

@@ -6,6 +6,7 @@
 //! sent once more with a fresh one, within the same attempt.
 
 use crate::driver::Msg;
+use crate::metrics::Metrics;
 use crate::oauth::TokenSource;
 use plantloop_core::call::{Call, EventRef, Outcome};
 use plantloop_core::model::System;
@@ -30,6 +31,8 @@ pub struct Outbound {
     traces: Traces,
     /// Per target, in [`System::ALL`] order: its token source if it requires OAuth.
     tokens: [Option<Arc<TokenSource>>; 4],
+    origins: Remembered<u64>,
+    metrics: Arc<Metrics>,
 }
 
 impl Outbound {
@@ -38,6 +41,7 @@ impl Outbound {
         base_urls: [String; 4],
         runtime: tokio::runtime::Handle,
         replies: Sender<Msg>,
+        metrics: Arc<Metrics>,
     ) -> Outbound {
         Outbound {
             client,
@@ -46,6 +50,8 @@ impl Outbound {
             replies,
             traces: Traces::default(),
             tokens: Default::default(),
+            origins: Remembered::default(),
+            metrics,
         }
     }
 
@@ -53,6 +59,13 @@ impl Outbound {
     pub fn with_oauth(mut self, tokens: [Option<Arc<TokenSource>>; 4]) -> Outbound {
         self.tokens = tokens;
         self
+    }
+
+    /// Remembers when a source event happened (microseconds since the UNIX epoch), for the
+    /// end-to-end latency of the calls it causes. After a restart the events before it are
+    /// forgotten, and their calls are not measured.
+    pub fn note_origin(&mut self, origin: EventRef, at_us: u64) {
+        self.origins.note(origin, at_us);
     }
 
     /// Remembers the trace id of a source event that came with a `traceparent`.
@@ -70,6 +83,11 @@ impl Outbound {
         let client = self.client.clone();
         let replies = self.replies.clone();
         let tokens = self.tokens[call.target.index()].clone();
+        let metrics = self.metrics.clone();
+        let origin_us = self.origins.get(&call.origin);
+        if call.attempt > 1 {
+            metrics.retry(call.target);
+        }
         self.runtime.spawn(async move {
             let options = CallOptions {
                 timeout: Some(timeout),
@@ -80,6 +98,11 @@ impl Outbound {
                 None => call_with(&client, &url, &call.key, &call.request, &options).await,
                 Some(tokens) => authorised(&client, &url, &call, options, &tokens).await,
             };
+            metrics.call(call.target, &outcome);
+            if let (Outcome::Done { .. }, Some(from)) = (&outcome, origin_us) {
+                let now_us = crate::clock::unix_micros();
+                metrics.end_to_end(call.class, now_us.saturating_sub(from) as f64 / 1e6);
+            }
             // The engine may have stopped meanwhile: the reply is then lost, and the restarted
             // engine sends the call again under the same key.
             let _ = replies.send(Msg::Reply {
@@ -127,25 +150,51 @@ async fn authorised(
     outcome
 }
 
-/// Trace ids of recent source events, oldest forgotten first.
+/// A value per recent source event, at most [`TRACES_REMEMBERED_MAX`], oldest forgotten first.
+struct Remembered<T> {
+    values: HashMap<EventRef, T>,
+    order: VecDeque<EventRef>,
+}
+
+impl<T> Default for Remembered<T> {
+    fn default() -> Self {
+        Remembered {
+            values: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
+impl<T: Copy> Remembered<T> {
+    /// Remembers `value` for `origin` unless it has one already.
+    fn note(&mut self, origin: EventRef, value: T) {
+        if self.values.contains_key(&origin) {
+            return;
+        }
+        self.values.insert(origin.clone(), value);
+        self.order.push_back(origin);
+        if self.order.len() > TRACES_REMEMBERED_MAX
+            && let Some(old) = self.order.pop_front()
+        {
+            self.values.remove(&old);
+        }
+    }
+
+    fn get(&self, origin: &EventRef) -> Option<T> {
+        self.values.get(origin).copied()
+    }
+}
+
+/// Trace ids of recent source events.
 #[derive(Default)]
 struct Traces {
-    ids: HashMap<EventRef, [u8; 16]>,
-    order: VecDeque<EventRef>,
+    ids: Remembered<[u8; 16]>,
 }
 
 impl Traces {
     fn note(&mut self, origin: EventRef, traceparent: &str) {
-        let Some(id) = traceparent.split('-').nth(1).and_then(hex16) else {
-            return;
-        };
-        if self.ids.insert(origin.clone(), id).is_none() {
-            self.order.push_back(origin);
-            if self.order.len() > TRACES_REMEMBERED_MAX
-                && let Some(old) = self.order.pop_front()
-            {
-                self.ids.remove(&old);
-            }
+        if let Some(id) = traceparent.split('-').nth(1).and_then(hex16) {
+            self.ids.note(origin, id);
         }
     }
 
@@ -153,7 +202,7 @@ impl Traces {
     /// when it came with one, else one derived from its source and id, so every call an event
     /// causes shares a trace across restarts), and a span per attempt.
     fn traceparent_for(&self, call: &Call) -> String {
-        let trace = self.ids.get(&call.origin).copied().unwrap_or_else(|| {
+        let trace = self.ids.get(&call.origin).unwrap_or_else(|| {
             let mut h = blake3::Hasher::new_derive_key("plantloop trace id v1");
             h.update(call.origin.source().as_bytes());
             h.update(&[0]);

@@ -12,9 +12,12 @@ use crate::config::ServeConfig;
 use crate::driver::{Driver, Msg, Status};
 use crate::http::{Gateway, router};
 use crate::journal::SqliteJournal;
+use crate::metrics::Metrics;
 use crate::oauth::TokenSource;
 use crate::outbound::Outbound;
+use crate::polling::Poller;
 use crate::tls::TlsListener;
+use crate::webhooks::Webhooks;
 use plantloop_core::durable::{DurableEngine, Recovery};
 use plantloop_core::model::System;
 use std::net::SocketAddr;
@@ -41,6 +44,7 @@ pub struct Service {
     engine: Option<std::thread::JoinHandle<()>>,
     engine_tx: mpsc::Sender<Msg>,
     tls: bool,
+    pollers: Vec<JoinHandle<()>>,
 }
 
 /// Stops a [`Service`] from elsewhere (a signal handler); cheap to clone.
@@ -79,6 +83,10 @@ impl Service {
             .await
             .map_err(|e| e.to_string())
             .and_then(|r| r.map_err(|e| e.to_string()));
+        // A poller stopped between the engine's answer and its cursor's write only reads again.
+        for p in self.pollers.drain(..) {
+            p.abort();
+        }
         let _ = self.engine_tx.send(Msg::Stop);
         if let Some(t) = self.engine.take() {
             tokio::task::spawn_blocking(move || t.join())
@@ -137,6 +145,7 @@ pub async fn start_on(listener: TcpListener, config: ServeConfig) -> Result<Serv
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let (tx, rx) = mpsc::channel();
     let status = Arc::new(Status::default());
+    let metrics = Arc::new(Metrics::new());
     let mut tokens: [Option<Arc<TokenSource>>; 4] = Default::default();
     for s in System::ALL {
         if let Some(o) = &config.target(s).oauth {
@@ -144,10 +153,11 @@ pub async fn start_on(listener: TcpListener, config: ServeConfig) -> Result<Serv
         }
     }
     let outbound = Outbound::new(
-        client,
-        base_urls,
+        client.clone(),
+        base_urls.clone(),
         tokio::runtime::Handle::current(),
         tx.clone(),
+        metrics.clone(),
     )
     .with_oauth(tokens);
     // Recovery runs on the engine thread; the gateway answers /health meanwhile.
@@ -155,6 +165,7 @@ pub async fn start_on(listener: TcpListener, config: ServeConfig) -> Result<Serv
     let engine = {
         let status = status.clone();
         let config = config.clone();
+        let metrics = metrics.clone();
         std::thread::Builder::new()
             .name("plantloop-engine".into())
             .spawn(move || match recover(&config) {
@@ -167,6 +178,7 @@ pub async fn start_on(listener: TcpListener, config: ServeConfig) -> Result<Serv
                         clock,
                         status,
                         deliveries: Vec::new(),
+                        metrics,
                     };
                     driver.run(rx, move |r| {
                         let _ = recovered_tx.send(r.map(|()| recovery));
@@ -183,6 +195,8 @@ pub async fn start_on(listener: TcpListener, config: ServeConfig) -> Result<Serv
         engine: tx.clone(),
         status: status.clone(),
         auth: Arc::new(verifier),
+        webhooks: Arc::new(Webhooks::new(&config)),
+        metrics: metrics.clone(),
     });
     let with_tls = tls.is_some();
     let http = tokio::spawn(async move {
@@ -213,12 +227,31 @@ pub async fn start_on(listener: TcpListener, config: ServeConfig) -> Result<Serv
         stop,
         http,
         engine: Some(engine),
-        engine_tx: tx,
+        engine_tx: tx.clone(),
         tls: with_tls,
+        pollers: vec![],
     };
     match recovered_rx.await {
         Ok(Ok(recovery)) => {
             service.recovery = recovery;
+            // Feeds are read once the engine is ready: the first events go to a recovered engine.
+            for s in System::ALL {
+                let Some(interval) = config.target(s).poll_interval else {
+                    continue;
+                };
+                let poller = Poller {
+                    system: s,
+                    url: base_urls[s.index()].clone(),
+                    interval: std::time::Duration::from_micros(interval.as_micros()),
+                    data: config.data.clone(),
+                    client: client.clone(),
+                    engine: tx.clone(),
+                    metrics: metrics.clone(),
+                };
+                service
+                    .pollers
+                    .push(tokio::spawn(poller.run(service.stop.subscribe())));
+            }
             Ok(service)
         }
         Ok(Err(e)) => {

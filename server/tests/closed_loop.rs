@@ -82,8 +82,63 @@ async fn nc_completion_and_disposition_each_post_exactly_once() {
         .await;
     assert_eq!(s, 200);
     assert_eq!(dl["dead_letters"], serde_json::json!([]));
+    assert_metrics_of_the_loop(&plant).await;
     service.stop().await.unwrap();
     plant.mocks.shutdown().await.unwrap();
+}
+
+/// `GET /metrics` after the loop: the counts the loop implies, not just the names.
+async fn assert_metrics_of_the_loop(plant: &Plant) {
+    let m = plant.metrics().await;
+    let sum = |name: &str, labels: &[&str]| metric_sum(&m, name, labels);
+    let nc = [
+        "type=\"qms.nonconformance.created\"",
+        "class=\"critical\"",
+        "result=\"accepted\"",
+    ];
+    assert_eq!(sum("plantloop_events_in_total", &nc), 1.0, "{m}");
+    let completed = ["type=\"cmms.workorder.completed\"", "result=\"accepted\""];
+    assert_eq!(sum("plantloop_events_in_total", &completed), 1.0, "{m}");
+    let order = ["type=\"erp.order.released\"", "plant=\"P1\""];
+    assert_eq!(sum("plantloop_events_in_total", &order), 1.0, "{m}");
+    // ERP: hold, interruption, goods issue, two costs, release, resumed order = 7 postings.
+    let erp_done = sum(
+        "plantloop_calls_total",
+        &["target=\"erp\"", "outcome=\"done\""],
+    );
+    assert_eq!(erp_done, 7.0, "{m}");
+    // MES: the asset's master data, the dispatch, the stop and the resume.
+    let mes_done = sum(
+        "plantloop_calls_total",
+        &["target=\"mes\"", "outcome=\"done\""],
+    );
+    assert_eq!(mes_done, 4.0, "{m}");
+    assert_eq!(
+        sum("plantloop_calls_total", &["outcome=\"rejected\""]),
+        0.0,
+        "{m}"
+    );
+    assert_eq!(
+        sum("plantloop_queue_depth", &[]),
+        0.0,
+        "nothing left queued: {m}"
+    );
+    assert_eq!(sum("plantloop_in_flight", &[]), 0.0, "{m}");
+    assert_eq!(sum("plantloop_breaker_open", &[]), 0.0, "{m}");
+    assert!(
+        sum("plantloop_journal_sync_seconds_count", &[]) >= 5.0,
+        "{m}"
+    );
+    // Each critical call acknowledged (hold, interruption, work order, stop) was measured from
+    // its NC, under the loop's few seconds.
+    let critical = ["class=\"critical\""];
+    assert_eq!(
+        sum("plantloop_end_to_end_seconds_count", &critical),
+        4.0,
+        "{m}"
+    );
+    let mean = sum("plantloop_end_to_end_seconds_sum", &critical) / 4.0;
+    assert!(mean > 0.0 && mean < 10.0, "{mean} s: {m}");
 }
 
 /// The service stops right after the NC's containment starts and is opened again on the same

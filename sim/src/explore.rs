@@ -255,6 +255,7 @@ pub fn vary(base: &Scenario, seed: u64) -> Scenario {
             parts.dedup_by(|a, b| a.part == b.part);
         }
         plants.push(PlantSpec {
+            wan: t.wan,
             id,
             lines: between(&mut rng, 1, VARY_LINES_MAX.min(t.lines * 2).max(1) as u64) as u32,
             stations_per_line: between(
@@ -440,6 +441,8 @@ pub fn vary(base: &Scenario, seed: u64) -> Scenario {
         duration,
         drain: base.drain,
         systems,
+        network: base.network,
+        service: base.service,
         plants,
         drifts,
         faults,
@@ -448,6 +451,8 @@ pub fn vary(base: &Scenario, seed: u64) -> Scenario {
             invariants: base.expect.invariants.clone(),
             slo,
             min: Default::default(),
+            // A variation's load differs from the base's: no floor holds for it.
+            latency_min: Default::default(),
         },
     }
 }

@@ -13,7 +13,7 @@
 //! costs O(stations + new ledger entries), not O(run). The invariant checker, which judges whole
 //! ledgers, is run on demand ([`Observer::check`]); the caller picks the cadence.
 
-use crate::checker;
+use crate::checker::{self, LatencyHistogram};
 use crate::report::{ClassLatency, InvariantResult, Latencies, Report};
 use crate::scenario::Fault;
 use crate::world::World;
@@ -390,12 +390,6 @@ impl Observation {
     }
 }
 
-/// A histogram of end-to-end latency in milliseconds (1 ms … a year, 3 significant digits, as the
-/// checker's).
-fn histogram() -> hdrhistogram::Histogram<u64> {
-    hdrhistogram::Histogram::new_with_bounds(1, 1_000 * 86_400 * 365, 3).expect("valid bounds")
-}
-
 /// A 64-bit fingerprint of an idempotency key, to remember which keys a ledger has seen without
 /// copying them (a collision, ~1e-8 at a million keys, would drop one latency sample).
 fn fingerprint(key: &str) -> u64 {
@@ -415,7 +409,7 @@ struct Cursor {
 pub struct Observer {
     /// qms, cmms, erp, then one per plant's MES.
     cursors: Vec<Cursor>,
-    latency: [hdrhistogram::Histogram<u64>; 3],
+    latency: [LatencyHistogram; 3],
     timelines: Vec<Timeline>,
     by_nc: FxHashMap<String, usize>,
     by_work_order: FxHashMap<WorkOrderId, usize>,
@@ -431,7 +425,7 @@ impl Observer {
     pub fn new(w: &World) -> Observer {
         Observer {
             cursors: (0..3 + w.mes.len()).map(|_| Cursor::default()).collect(),
-            latency: std::array::from_fn(|_| histogram()),
+            latency: std::array::from_fn(|_| LatencyHistogram::new()),
             timelines: Vec::new(),
             by_nc: FxHashMap::default(),
             by_work_order: FxHashMap::default(),
@@ -537,7 +531,7 @@ impl Observer {
     /// End-to-end latency per class from what the observer has read so far; after reading the
     /// whole run it equals [`checker::latencies`].
     pub fn latencies(&self) -> Latencies {
-        checker::latencies_of(&self.latency)
+        checker::latencies_of(&self.latency.each_ref().map(|h| &h.0))
     }
 
     /// Events per simulated second per class over the rate window.
@@ -632,7 +626,7 @@ impl Observer {
                     && let Some(em) = w.emitted.get(&o.origin)
                 {
                     let ms = e.at.saturating_since(em.at).as_millis().max(1);
-                    let _ = self.latency[o.class.index()].record(ms);
+                    self.latency[o.class.index()].record(ms);
                 }
                 self.follow(e.at, e.origin, &e.posting);
             }

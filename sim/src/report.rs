@@ -2,6 +2,7 @@
 //! Field names are a contract; fields may be added, never renamed.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// One scenario run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -15,6 +16,13 @@ pub struct Report {
     pub trace_hash: String,
     pub counts: Counts,
     pub latency: Latencies,
+    /// `latency` per plant (by plant id), of the calls whose source event was about that plant
+    /// (master data is about none).
+    #[serde(default)]
+    pub latency_by_plant: BTreeMap<String, Latencies>,
+    /// `latency` per workflow (`W1` … `W6`), by the type of the source event that started it.
+    #[serde(default)]
+    pub latency_by_workflow: BTreeMap<String, Latencies>,
     pub invariants: Vec<InvariantResult>,
     /// `expect.min` counts that were not reached (the run did not exercise what it claims to).
     #[serde(default)]
@@ -86,6 +94,8 @@ impl Counts {
 pub struct ClassLatency {
     pub count: u64,
     pub p50_ms: u64,
+    #[serde(default)]
+    pub p95_ms: u64,
     pub p99_ms: u64,
     pub max_ms: u64,
 }

@@ -5,6 +5,7 @@ use crate::checker;
 use crate::report::{Counts, Report, SimFigures};
 use crate::scenario::Scenario;
 use crate::world::World;
+use plantloop_core::model::LatencyClass;
 use plantloop_core::time::{Duration, Instant};
 use plantloop_mocks::PostingKind;
 
@@ -50,7 +51,8 @@ pub fn run(scenario: Scenario, opts: RunOptions) -> Report {
 /// The report of a finished world.
 pub fn report(w: &World, seed: u64, trace_hash: String, wall_s: f64) -> Report {
     let truth = w.ground_truth();
-    let latency = checker::latencies(&truth);
+    let figures = checker::latency_figures(&truth);
+    let latency = figures.classes;
     let invariants = checker::check(&truth, &latency);
     let stats = w.engine().map(|e| e.stats().clone()).unwrap_or_default();
     let erp = w.erp.ledger();
@@ -89,6 +91,18 @@ pub fn report(w: &World, seed: u64, trace_hash: String, wall_s: f64) -> Report {
             shortfalls.push(format!("{}: {got} < {min}", count.as_str()));
         }
     }
+    for c in LatencyClass::ALL {
+        if let Some(floor) = w.scenario.expect.latency_min.p99(c) {
+            let got = latency.by_index(c.index()).p99_ms;
+            if got < floor.as_millis() {
+                shortfalls.push(format!(
+                    "latency_min.{}_p99: {} < {floor}",
+                    c.as_str(),
+                    Duration::from_millis(got)
+                ));
+            }
+        }
+    }
     let passed = invariants.iter().all(|i| i.passed) && shortfalls.is_empty();
     Report {
         scenario: w.scenario.name.clone(),
@@ -102,6 +116,8 @@ pub fn report(w: &World, seed: u64, trace_hash: String, wall_s: f64) -> Report {
         trace_hash,
         counts,
         latency,
+        latency_by_plant: figures.by_plant,
+        latency_by_workflow: figures.by_workflow,
         invariants,
         shortfalls,
         version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -985,3 +985,129 @@ fn name_line_finds_the_name_key() {
     );
     assert_eq!(plantloop_sim::scenario::name_line("not toml ["), None);
 }
+
+/// `[network]`, `[service]` and a plant's `wan` (issue 13): defaults, values, round trip.
+#[test]
+fn network_and_service_load_with_defaults_and_round_trip() {
+    let s = Scenario::from_str(MINIMAL, "min.toml").unwrap();
+    assert_eq!(s.network, Network::default());
+    assert_eq!(s.network.lan, LatencyDist::new(d("2ms"), d("10ms")));
+    assert_eq!(s.network.wan, LatencyDist::new(d("40ms"), d("200ms")));
+    assert_eq!(s.service, [Service::default(); 4]);
+    assert_eq!(s.plants[0].wan, None);
+    assert_eq!(s.wan(0), s.network.wan);
+    assert!(s.network.wan.sigma() > 0.0, "the default WAN has a spread");
+
+    let text = plus(
+        r#"wan = { median = "120ms", p99 = "900ms" }
+
+[network]
+lan = { median = "1ms", p99 = "1ms" }
+wan = { median = "30ms", p99 = "400ms" }
+
+[service]
+erp = { median = "80ms", p99 = "2s", concurrency = 4 }
+mes = { concurrency = 1 }
+"#,
+    );
+    let s = Scenario::from_str(&text, "net.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        s.plants[0].wan,
+        Some(LatencyDist::new(d("120ms"), d("900ms")))
+    );
+    assert_eq!(s.wan(0), LatencyDist::new(d("120ms"), d("900ms")));
+    assert_eq!(s.network.lan.sigma(), 0.0, "p99 = median is a constant");
+    let erp = s.service[System::Erp.index()];
+    assert_eq!(
+        (erp.time, erp.concurrency),
+        (LatencyDist::new(d("80ms"), d("2s")), 4)
+    );
+    let mes = s.service[System::Mes.index()];
+    assert_eq!((mes.time, mes.concurrency), (Service::TIME_DEFAULT, 1));
+    assert_eq!(s.service[System::Qms.index()], Service::default());
+    let written = s.to_toml_string();
+    let back = Scenario::from_str(&written, "b.toml").unwrap_or_else(|e| panic!("{e}\n{written}"));
+    assert_eq!(back, s);
+    assert_eq!(back.to_toml_string(), written);
+    s.validate().unwrap();
+}
+
+#[test]
+fn bad_network_and_service_keys_name_their_line_and_key() {
+    // p99 below the median.
+    check(
+        &plus("[network]\nwan = { median = \"40ms\", p99 = \"10ms\" }\n"),
+        12,
+        "network.wan.p99",
+        "below the median",
+    );
+    check(
+        &plus("[service]\nerp = { median = \"40ms\", p99 = \"10ms\" }\n"),
+        12,
+        "service.erp.p99",
+        "below the median",
+    );
+    check(
+        &plus("wan = { median = \"1s\", p99 = \"500ms\" }\n"),
+        11,
+        "plant[0].wan.p99",
+        "below the median",
+    );
+    // A concurrency of 0, and above the bound.
+    check(
+        &plus("[service]\ncmms = { concurrency = 0 }\n"),
+        12,
+        "service.cmms.concurrency",
+        "out of range",
+    );
+    check(
+        &plus("[service]\ncmms = { concurrency = 10001 }\n"),
+        12,
+        "service.cmms.concurrency",
+        "out of range",
+    );
+    // An unknown system.
+    check(
+        &plus("[service]\ncrm = { concurrency = 2 }\n"),
+        12,
+        "service.crm",
+        "unknown key",
+    );
+    // Unknown keys, missing halves, zero and overlong latencies.
+    check(
+        &plus("[network]\nwan = { median = \"40ms\", p95 = \"90ms\" }\n"),
+        12,
+        "network.wan.p95",
+        "unknown key",
+    );
+    check(
+        &plus("[network]\nmpls = { median = \"40ms\", p99 = \"90ms\" }\n"),
+        12,
+        "network.mpls",
+        "unknown key",
+    );
+    check(
+        &plus("[network]\nlan = { median = \"4ms\" }\n"),
+        12,
+        "network.lan.p99",
+        "missing required key",
+    );
+    check(
+        &plus("[service]\nqms = { p99 = \"4s\" }\n"),
+        12,
+        "service.qms.p99",
+        "together",
+    );
+    check(
+        &plus("[network]\nlan = { median = \"0s\", p99 = \"4ms\" }\n"),
+        12,
+        "network.lan.median",
+        "longer than 0s",
+    );
+    check(
+        &plus("[network]\nlan = { median = \"4ms\", p99 = \"2h\" }\n"),
+        12,
+        "network.lan.p99",
+        "maximum",
+    );
+}

@@ -8,9 +8,12 @@
 //!   [`Outcome`](plantloop_core::call::Outcome) mapping ([`routes::outcome_from_response`]).
 //! - [`problem`]: RFC 9457 problem+json bodies with a `field` member, and the JSON body parser
 //!   that names the field at fault.
+//! - [`signature`]: the HMAC-SHA256 signature of webhook deliveries, made by the mocks and
+//!   checked by the core.
 
 pub mod problem;
 pub mod routes;
+pub mod signature;
 
 pub use problem::Problem;
 

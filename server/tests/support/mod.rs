@@ -1,5 +1,6 @@
 //! A plant in a box for the service's tests: the four mock systems on free loopback ports, their
-//! webhooks pointed at the service's `/events`, the service on a data folder, and helpers that
+//! webhooks pointed at the service's `/events` (a SaaS system's at `/webhooks/{system}`, signed
+//! with [`WEBHOOK_SECRET`]), the service on a data folder, and helpers that
 //! play the operators (release an order, fail inspections, complete a work order, approve a
 //! disposition) and read the mocks' ledgers.
 #![allow(dead_code)]
@@ -20,6 +21,8 @@ use tokio::net::TcpListener;
 
 pub const STATION: &str = "P1-L1-S3";
 pub const ORDER: &str = "PO-1";
+/// The secret SaaS mocks sign their webhooks with, and the service checks them with.
+pub const WEBHOOK_SECRET: &[u8] = b"plantloop-test-webhook-secret";
 
 /// Mocks whose events go to `service` (by webhook), and the service's configuration.
 pub struct Plant {
@@ -49,7 +52,7 @@ impl Plant {
     /// Binds the service's address, starts the mocks with webhooks to it, and configures the
     /// service (data in `data`) to call them.
     pub async fn new(data: &Path, personalities: &[(System, Personality)]) -> (Plant, TcpListener) {
-        Self::with_oauth(data, personalities, &[]).await
+        Self::configured(data, personalities, false, &[]).await
     }
 
     /// [`Plant::new`] where the systems in `oauth` require client-credentials tokens, and the
@@ -57,6 +60,26 @@ impl Plant {
     pub async fn with_oauth(
         data: &Path,
         personalities: &[(System, Personality)],
+        oauth: &[(System, OAuthSettings)],
+    ) -> (Plant, TcpListener) {
+        Self::configured(data, personalities, false, oauth).await
+    }
+
+    /// [`Plant::new`], but with `poll` the service reads the event feeds of the systems that are
+    /// not SaaS every 20 ms, and they send no webhooks.
+    pub async fn with(
+        data: &Path,
+        personalities: &[(System, Personality)],
+        poll: bool,
+    ) -> (Plant, TcpListener) {
+        Self::configured(data, personalities, poll, &[]).await
+    }
+
+    /// [`Plant::new`] with polling ([`Plant::with`]) and OAuth ([`Plant::with_oauth`]).
+    pub async fn configured(
+        data: &Path,
+        personalities: &[(System, Personality)],
+        poll: bool,
         oauth: &[(System, OAuthSettings)],
     ) -> (Plant, TcpListener) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -71,16 +94,29 @@ impl Plant {
             if let Some((_, p)) = personalities.iter().find(|(x, _)| *x == s) {
                 set.personality = *p;
             }
+            let (url, scope) = if set.personality == Personality::Saas {
+                (
+                    format!("http://{service_addr}/webhooks/{s}"),
+                    Scope::WebhooksWrite,
+                )
+            } else {
+                (format!("http://{service_addr}/events"), Scope::EventsWrite)
+            };
+            let polled = poll && set.personality != Personality::Saas;
             set.webhooks = WebhookConfig {
-                subscribers: vec![Subscriber {
-                    url: format!("http://{service_addr}/events"),
-                    secret: b"test".to_vec(),
-                    bearer_token: Some(issuer.mint(
-                        &mock_principal(s),
-                        &[Scope::EventsWrite],
-                        Duration::from_secs(3600),
-                    )),
-                }],
+                subscribers: if polled {
+                    vec![]
+                } else {
+                    vec![Subscriber {
+                        url,
+                        secret: WEBHOOK_SECRET.to_vec(),
+                        bearer_token: Some(issuer.mint(
+                            &mock_principal(s),
+                            &[scope],
+                            Duration::from_secs(3600),
+                        )),
+                    }]
+                },
                 backoff_initial: Duration::from_millis(20),
                 backoff_max: Duration::from_millis(200),
                 poll_interval: Duration::from_millis(20),
@@ -100,6 +136,11 @@ impl Plant {
             t.url = Some(mocks.base_url(s));
             if let Some((_, p)) = personalities.iter().find(|(x, _)| *x == s) {
                 t.personality = personality(*p);
+            }
+            if t.personality == config::Personality::Saas {
+                t.webhook_secret = Some(config::Secret(WEBHOOK_SECRET.to_vec()));
+            } else if poll {
+                t.poll_interval = Some(plantloop_core::Duration::from_millis(20));
             }
             t.call_timeout = plantloop_core::Duration::from_secs(2);
             if let Some((_, o)) = oauth.iter().find(|(x, _)| *x == s) {
@@ -329,5 +370,36 @@ pub async fn assert_each_key_posted_once(plant: &Plant) {
         let before = keys.len();
         keys.dedup();
         assert_eq!(before, keys.len(), "{s} posted a key twice: {postings:?}");
+    }
+}
+
+/// The sum of the samples of `name` (`name{…} value` lines) whose labels contain each of
+/// `labels` (`target="erp"`), from a Prometheus text exposition.
+pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            (n == name && labels.iter().all(|x| rest.contains(x)))
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
+        })
+        .sum()
+}
+
+impl Plant {
+    /// The service's `GET /metrics` text.
+    pub async fn metrics(&self) -> String {
+        let r = self
+            .client
+            .get(format!("{}/metrics", self.service_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
+        r.text().await.unwrap()
     }
 }

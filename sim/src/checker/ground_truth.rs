@@ -12,8 +12,9 @@ use crate::world::{Emitted, KeyOrigin, World};
 use plantloop_core::audit::AuditRecord;
 use plantloop_core::call::{EventRef, IdempotencyKey, Request};
 use plantloop_core::engine::DeadLetterReason;
-use plantloop_core::model::ProductionConfirmation;
+use plantloop_core::model::{AssetId, ProductionConfirmation, StationId};
 use plantloop_core::time::Instant;
+use plantloop_mocks::Ledger;
 use plantloop_mocks::cmms::Cmms;
 use plantloop_mocks::erp::Erp;
 use plantloop_mocks::mes::Mes;
@@ -80,6 +81,42 @@ impl World {
                     })
                     .collect()
             }),
+        }
+    }
+}
+
+/// The ledgers of a run alone, and where each asset stands: what the ledger-only checks
+/// ([`super::check_ledgers`]) judge. A simulation has it from its [`GroundTruth`]; a test of mock
+/// servers over HTTP builds it from their `GET /ledger` answers ([`Ledger::from_entries`]).
+pub struct LedgerTruth<'a> {
+    pub erp: &'a Ledger,
+    pub qms: &'a Ledger,
+    pub cmms: &'a Ledger,
+    /// One MES ledger per plant, with a name for reports (`mes:P1`).
+    pub mes: Vec<(String, &'a Ledger)>,
+    /// The asset at each station (for the emergency work order an NC's containment needs).
+    pub assets: FxHashMap<StationId, AssetId>,
+}
+
+impl<'a> GroundTruth<'a> {
+    /// The ledger-only view of this ground truth.
+    pub fn ledger_truth(&self) -> LedgerTruth<'a> {
+        LedgerTruth {
+            erp: self.erp.ledger(),
+            qms: self.qms.ledger(),
+            cmms: self.cmms.ledger(),
+            mes: self
+                .mes
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (format!("mes:{}", self.plant.plants[i].id), m.ledger()))
+                .collect(),
+            assets: self
+                .plant
+                .stations
+                .iter()
+                .map(|s| (s.id.clone(), s.asset.clone()))
+                .collect(),
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use super::*;
 
-pub(super) fn no_duplicate_postings(w: &GroundTruth) -> Verdict {
+pub(super) fn no_duplicate_postings(w: &LedgerTruth) -> Verdict {
     let mut v = Verdict::new(InvariantId::NoDuplicatePostings);
     for (name, l) in ledgers(w) {
         let mut seen: FxHashMap<String, Vec<Instant>> = FxHashMap::default();
@@ -35,9 +35,9 @@ pub(super) struct NcFacts {
     work_orders: FxHashMap<NcId, Vec<(WorkOrderId, Instant, Option<Instant>)>>,
 }
 
-pub(super) fn nc_facts(w: &GroundTruth) -> NcFacts {
+pub(super) fn nc_facts(w: &LedgerTruth) -> NcFacts {
     let mut disposition_at = FxHashMap::default();
-    for e in w.qms.ledger().entries() {
+    for e in w.qms.entries() {
         if let Posting::DispositionApproved(d) = &e.posting {
             disposition_at.entry(d.nc.clone()).or_insert(e.at);
         }
@@ -45,12 +45,12 @@ pub(super) fn nc_facts(w: &GroundTruth) -> NcFacts {
     let mut work_orders: FxHashMap<NcId, Vec<(WorkOrderId, Instant, Option<Instant>)>> =
         FxHashMap::default();
     let mut completed: FxHashMap<WorkOrderId, Instant> = FxHashMap::default();
-    for e in w.cmms.ledger().entries() {
+    for e in w.cmms.entries() {
         if let Posting::WorkOrderCompleted(c) = &e.posting {
             completed.entry(c.work_order.clone()).or_insert(e.at);
         }
     }
-    for e in w.cmms.ledger().entries() {
+    for e in w.cmms.entries() {
         if let Posting::WorkOrderCreated(wo) = &e.posting
             && let Some(nc) = &wo.nc
         {
@@ -82,13 +82,13 @@ impl NcFacts {
     }
 }
 
-pub(super) fn hold_before_release(w: &GroundTruth) -> Verdict {
+pub(super) fn hold_before_release(w: &LedgerTruth) -> Verdict {
     let mut v = Verdict::new(InvariantId::HoldBeforeRelease);
     let facts = nc_facts(w);
     let mut held: FxHashMap<HoldId, Instant> = FxHashMap::default();
     // When the core posted each NC's first hold.
     let mut held_at: FxHashMap<&NcId, Instant> = FxHashMap::default();
-    for e in w.erp.ledger().entries() {
+    for e in w.erp.entries() {
         match &e.posting {
             Posting::HoldPosted(h) => {
                 held.entry(h.id.clone()).or_insert(e.at);
@@ -125,8 +125,8 @@ pub(super) fn hold_before_release(w: &GroundTruth) -> Verdict {
     // stop (a line control that names the NC) lands after it, as the core can do no more.
     let stops = stop_intervals(w);
     let mut stops_for: FxHashMap<(&StationId, &str), Vec<Instant>> = FxHashMap::default();
-    for m in w.mes {
-        for e in integration(m.ledger()) {
+    for (_, m) in &w.mes {
+        for e in integration(m) {
             if let Posting::StationStopped {
                 station,
                 nc: Some(nc),
@@ -140,7 +140,7 @@ pub(super) fn hold_before_release(w: &GroundTruth) -> Verdict {
             }
         }
     }
-    for e in w.qms.ledger().entries() {
+    for e in w.qms.entries() {
         let Posting::NcCreated(nc) = &e.posting else {
             continue;
         };
@@ -183,11 +183,10 @@ pub(super) fn hold_before_release(w: &GroundTruth) -> Verdict {
     v
 }
 
-pub(super) fn containment(w: &GroundTruth) -> Verdict {
+pub(super) fn containment(w: &LedgerTruth) -> Verdict {
     let mut v = Verdict::new(InvariantId::Containment);
     let ncs: Vec<(&Nonconformance, Instant)> = w
         .qms
-        .ledger()
         .entries()
         .iter()
         .filter_map(|e| match &e.posting {
@@ -195,13 +194,13 @@ pub(super) fn containment(w: &GroundTruth) -> Verdict {
             _ => None,
         })
         .collect();
-    let holds: Vec<&Hold> = integration(w.erp.ledger())
+    let holds: Vec<&Hold> = integration(w.erp)
         .filter_map(|e| match &e.posting {
             Posting::HoldPosted(h) => Some(h),
             _ => None,
         })
         .collect();
-    let wos: Vec<&MaintenanceWorkOrder> = integration(w.cmms.ledger())
+    let wos: Vec<&MaintenanceWorkOrder> = integration(w.cmms)
         .filter_map(|e| match &e.posting {
             Posting::WorkOrderCreated(wo) => Some(&**wo),
             _ => None,
@@ -209,7 +208,7 @@ pub(super) fn containment(w: &GroundTruth) -> Verdict {
         .collect();
     let stops = stop_intervals(w);
     let mut releases_of: FxHashMap<&NcId, Instant> = FxHashMap::default();
-    for e in integration(w.erp.ledger()) {
+    for e in integration(w.erp) {
         if let Posting::HoldReleased { nc, .. } = &e.posting {
             releases_of.entry(nc).or_insert(e.at);
         }
@@ -225,10 +224,7 @@ pub(super) fn containment(w: &GroundTruth) -> Verdict {
         orders.dedup();
         let one_per_order = orders.len() == n_holds;
         let covered = covers_all(&mine, &nc.serials);
-        let asset = w
-            .plant
-            .station_index(&nc.station)
-            .map(|s| w.plant.stations[s].asset.clone());
+        let asset = w.assets.get(&nc.station).cloned();
         let n_wos = wos
             .iter()
             .filter(|wo| {
@@ -281,7 +277,7 @@ pub(super) fn covers_all(holds: &[&Hold], want: &SerialRange) -> bool {
 
 pub(super) fn no_production_while_stopped(w: &GroundTruth) -> Verdict {
     let mut v = Verdict::new(InvariantId::NoProductionWhileStopped);
-    let stops = stop_intervals(w);
+    let stops = stop_intervals(&w.ledger_truth());
     for st in &w.plant.stations {
         let Some(intervals) = stops.get(&st.id) else {
             continue;
@@ -306,11 +302,11 @@ pub(super) fn no_production_while_stopped(w: &GroundTruth) -> Verdict {
     v
 }
 
-pub(super) fn cost_capture(w: &GroundTruth) -> Verdict {
+pub(super) fn cost_capture(w: &LedgerTruth) -> Verdict {
     let mut v = Verdict::new(InvariantId::CostCapture);
     let mut erp_cost: FxHashMap<(WorkOrderId, CostKind), Money> = FxHashMap::default();
     let mut erp_parts: FxHashMap<(WorkOrderId, String), u64> = FxHashMap::default();
-    for e in integration(w.erp.ledger()) {
+    for e in integration(w.erp) {
         match &e.posting {
             Posting::CostPosted(c) => {
                 let m = erp_cost.entry((c.work_order.clone(), c.kind)).or_default();
@@ -326,7 +322,7 @@ pub(super) fn cost_capture(w: &GroundTruth) -> Verdict {
             _ => {}
         }
     }
-    for e in w.cmms.ledger().entries() {
+    for e in w.cmms.entries() {
         let Posting::WorkOrderCompleted(c) = &e.posting else {
             continue;
         };
@@ -564,7 +560,7 @@ pub(super) fn audit_chain(w: &GroundTruth) -> Verdict {
             audited.entry(&r.key).or_insert(&r.origin);
         }
     }
-    for (name, l) in ledgers(w) {
+    for (name, l) in ledgers(&w.ledger_truth()) {
         for e in integration(l) {
             let Some(key) = &e.key else { continue };
             v.check();

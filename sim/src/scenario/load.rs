@@ -368,9 +368,11 @@ impl<'a, 'i, 's> Table<'a, 'i, 's> {
     }
 }
 
-const TOP_KEYS: [&str; 7] = [
+const TOP_KEYS: [&str; 9] = [
     "scenario",
     "systems",
+    "network",
+    "service",
     "plant",
     "drift",
     "fault",
@@ -379,7 +381,7 @@ const TOP_KEYS: [&str; 7] = [
 ];
 const SCENARIO_KEYS: [&str; 5] = ["name", "description", "seed", "duration", "drain"];
 const SYSTEM_KEYS: [&str; 4] = ["erp", "qms", "cmms", "mes"];
-const PLANT_KEYS: [&str; 8] = [
+const PLANT_KEYS: [&str; 9] = [
     "id",
     "lines",
     "stations_per_line",
@@ -388,10 +390,14 @@ const PLANT_KEYS: [&str; 8] = [
     "machines",
     "orders",
     "maintenance",
+    "wan",
 ];
+const NETWORK_KEYS: [&str; 2] = ["lan", "wan"];
+const DIST_KEYS: [&str; 2] = ["median", "p99"];
+const SERVICE_ENTRY_KEYS: [&str; 3] = ["median", "p99", "concurrency"];
 const DRIFT_KEYS: [&str; 3] = ["station", "at", "defect_rate"];
 const MASTERDATA_KEYS: [&str; 3] = ["at", "kind", "count"];
-const EXPECT_KEYS: [&str; 3] = ["invariants", "slo", "min"];
+const EXPECT_KEYS: [&str; 4] = ["invariants", "slo", "min", "latency_min"];
 const SLO_KEYS: [&str; 3] = ["critical_p99", "transactional_p99", "bulk_p99"];
 
 pub(super) fn parse_scenario(doc: &Doc<'_>, root: &Val<'_>) -> Res<Scenario> {
@@ -454,6 +460,26 @@ pub(super) fn parse_scenario(doc: &Doc<'_>, root: &Val<'_>) -> Res<Scenario> {
         }
     }
 
+    let mut network = Network::default();
+    if let Some(f) = root.get("network") {
+        let t = f.table(&NETWORK_KEYS)?;
+        if let Some(f) = t.get("lan") {
+            network.lan = parse_dist(&f)?;
+        }
+        if let Some(f) = t.get("wan") {
+            network.wan = parse_dist(&f)?;
+        }
+    }
+
+    let mut service = [Service::default(); 4];
+    if let Some(f) = root.get("service") {
+        let t = f.table(&SYSTEM_KEYS)?;
+        for (key, f) in t.entries() {
+            let system = System::parse(key).expect("keys were checked");
+            service[system.index()] = parse_service(&f)?;
+        }
+    }
+
     let mut plants: Vec<PlantSpec> = Vec::new();
     if let Some(f) = root.get("plant") {
         for (path, v) in array_of_tables(&f, PLANTS_MAX, "plants")? {
@@ -509,6 +535,8 @@ pub(super) fn parse_scenario(doc: &Doc<'_>, root: &Val<'_>) -> Res<Scenario> {
         duration,
         drain,
         systems,
+        network,
+        service,
         plants,
         drifts,
         faults,
@@ -600,6 +628,50 @@ pub(super) fn array_of_tables<'a, 'i, 's>(
     f.array(len_max, what)
 }
 
+/// A latency bound: a positive duration of at most [`LATENCY_MAX`].
+fn latency(f: &Field<'_, '_, '_>) -> Res<Duration> {
+    let d = f.positive_duration()?;
+    if d > LATENCY_MAX {
+        return Err(f.err(format!("longer than the maximum {LATENCY_MAX}")));
+    }
+    Ok(d)
+}
+
+/// `{ median, p99 }` from the table `t` (both required); p99 at least the median.
+fn dist_of(t: &Table<'_, '_, '_>) -> Res<LatencyDist> {
+    let median = latency(&t.req("median")?)?;
+    let p99_field = t.req("p99")?;
+    let p99 = latency(&p99_field)?;
+    if p99 < median {
+        return Err(p99_field.err(format!(
+            "p99 {p99} is below the median {median}: a p99 is at least the median"
+        )));
+    }
+    Ok(LatencyDist::new(median, p99))
+}
+
+/// A latency distribution `{ median, p99 }`.
+pub(super) fn parse_dist(f: &Field<'_, '_, '_>) -> Res<LatencyDist> {
+    dist_of(&f.table(&DIST_KEYS)?)
+}
+
+/// One system's `{ median, p99, concurrency }`: `median` and `p99` together or neither.
+pub(super) fn parse_service(f: &Field<'_, '_, '_>) -> Res<Service> {
+    let t = f.table(&SERVICE_ENTRY_KEYS)?;
+    let mut service = Service::default();
+    match (t.get("median"), t.get("p99")) {
+        (None, None) => {}
+        (Some(_), Some(_)) => service.time = dist_of(&t)?,
+        (Some(g), None) | (None, Some(g)) => {
+            return Err(g.err("give the service time's median and p99 together"));
+        }
+    }
+    if let Some(f) = t.get("concurrency") {
+        service.concurrency = f.u32(1, CONCURRENCY_MAX)?;
+    }
+    Ok(service)
+}
+
 /// A plant and the span of its `id` value (for the duplicate check).
 pub(super) fn parse_plant(
     doc: &Doc<'_>,
@@ -675,6 +747,8 @@ pub(super) fn parse_plant(
         }
     }
 
+    let wan = t.get("wan").map(|f| parse_dist(&f)).transpose()?;
+
     let plant = PlantSpec {
         id,
         lines,
@@ -684,6 +758,7 @@ pub(super) fn parse_plant(
         machines,
         orders,
         maintenance,
+        wan,
     };
     Ok((plant, id_field.v.span()))
 }
@@ -920,6 +995,15 @@ pub(super) fn parse_expect(f: &Field<'_, '_, '_>) -> Res<Expect> {
             Invariants::All
         } else {
             Invariants::Only(ids)
+        };
+    }
+    if let Some(f) = t.get("latency_min") {
+        let st = f.table(&SLO_KEYS)?;
+        let get = |k: &str| st.get(k).map(|f| f.positive_duration()).transpose();
+        expect.latency_min = Slo {
+            critical_p99: get("critical_p99")?,
+            transactional_p99: get("transactional_p99")?,
+            bulk_p99: get("bulk_p99")?,
         };
     }
     if let Some(f) = t.get("slo") {

@@ -87,6 +87,10 @@ pub const ALARM_STORM_EVENTS_MAX: u32 = 1_000_000;
 pub const THROTTLE_LIMIT_PER_S_MAX: u32 = 100_000;
 /// Largest `expect.min` count.
 pub const MIN_COUNT_MAX: u64 = 1 << 40;
+/// Longest latency `median` or `p99` of a link or a service time.
+pub const LATENCY_MAX: Duration = Duration::from_hours(1);
+/// Most calls one system serves at once (`[service]` `concurrency`).
+pub const CONCURRENCY_MAX: u32 = 10_000;
 
 /// Why a scenario file could not be used: where (file, 1-based line, key path) and what.
 ///
@@ -238,6 +242,107 @@ pub struct Maintenance {
     pub parts: Vec<PartCost>,
 }
 
+/// A latency distribution: log-normal from its median and its 99th percentile (`{ median, p99 }`).
+/// `p99 == median` is a constant. Draws are capped at [`LatencyDist::DRAW_CAP_P99S`] × `p99`, so
+/// a run stays bounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LatencyDist {
+    /// Half of all draws are shorter; positive, at most [`LATENCY_MAX`].
+    pub median: Duration,
+    /// 99% of draws are shorter; at least `median`, at most [`LATENCY_MAX`].
+    pub p99: Duration,
+}
+
+impl LatencyDist {
+    /// Draws never exceed this many `p99`s.
+    pub const DRAW_CAP_P99S: u64 = 10;
+    /// The 99th percentile of the standard normal distribution.
+    const Z_99: f64 = 2.326_347_874_040_841;
+
+    /// The distribution with this median and p99.
+    pub const fn new(median: Duration, p99: Duration) -> LatencyDist {
+        LatencyDist { median, p99 }
+    }
+
+    /// The log-normal shape σ: `ln(p99 / median) / z₀.₉₉`; 0 for a constant.
+    pub fn sigma(&self) -> f64 {
+        if self.p99 <= self.median || self.median.is_zero() {
+            return 0.0;
+        }
+        crate::kernel::ln(self.p99.as_micros() as f64 / self.median.as_micros() as f64) / Self::Z_99
+    }
+
+    /// The longest draw.
+    pub fn cap(&self) -> Duration {
+        self.p99.saturating_mul(Self::DRAW_CAP_P99S)
+    }
+}
+
+impl fmt::Display for LatencyDist {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{{ median = \"{}\", p99 = \"{}\" }}",
+            self.median, self.p99
+        )
+    }
+}
+
+/// The links between the systems and the core (`[network]`): one-way latencies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Network {
+    /// Between the core and a system beside it (ERP, QMS, CMMS). Default median 2 ms, p99 10 ms.
+    pub lan: LatencyDist,
+    /// A plant's WAN link (MES and the edge), unless the plant sets its own `wan`. Default median
+    /// 40 ms, p99 200 ms.
+    pub wan: LatencyDist,
+}
+
+impl Network {
+    /// The default LAN latency.
+    pub const LAN_DEFAULT: LatencyDist =
+        LatencyDist::new(Duration::from_millis(2), Duration::from_millis(10));
+    /// The default WAN latency.
+    pub const WAN_DEFAULT: LatencyDist =
+        LatencyDist::new(Duration::from_millis(40), Duration::from_millis(200));
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            lan: Network::LAN_DEFAULT,
+            wan: Network::WAN_DEFAULT,
+        }
+    }
+}
+
+/// How one system of record serves calls (`[service]`): how long a call takes there and how
+/// many it serves at once; the others wait in its queue, first come first served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Service {
+    /// Service time of one call. Default median 15 ms, p99 150 ms.
+    pub time: LatencyDist,
+    /// Calls served at once, 1..=[`CONCURRENCY_MAX`]. Default 32.
+    pub concurrency: u32,
+}
+
+impl Service {
+    /// The default service time.
+    pub const TIME_DEFAULT: LatencyDist =
+        LatencyDist::new(Duration::from_millis(15), Duration::from_millis(150));
+    /// The default concurrency.
+    pub const CONCURRENCY_DEFAULT: u32 = 32;
+}
+
+impl Default for Service {
+    fn default() -> Self {
+        Service {
+            time: Service::TIME_DEFAULT,
+            concurrency: Service::CONCURRENCY_DEFAULT,
+        }
+    }
+}
+
 /// One `[[plant]]`: its topology and physical behaviour.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlantSpec {
@@ -257,6 +362,8 @@ pub struct PlantSpec {
     pub orders: Orders,
     /// Maintenance costs.
     pub maintenance: Maintenance,
+    /// This plant's WAN latency (key `wan`); `None`: `[network]`'s `wan`.
+    pub wan: Option<LatencyDist>,
 }
 
 impl PlantSpec {
@@ -751,6 +858,9 @@ pub struct Expect {
     pub slo: Slo,
     /// Minimum counts, proving the run really exercised the loop; absent counts have no minimum.
     pub min: BTreeMap<Count, u64>,
+    /// `latency_min`: p99 latencies a class must at least reach, proving the run really loaded
+    /// the systems (a contention scenario's bulk class); absent classes have no minimum.
+    pub latency_min: Slo,
 }
 
 /// A validated scenario file.
@@ -768,6 +878,10 @@ pub struct Scenario {
     pub drain: Duration,
     /// `[systems]`.
     pub systems: Systems,
+    /// `[network]`: link latencies.
+    pub network: Network,
+    /// `[service]`: service time and concurrency per system, in [`System::index`] order.
+    pub service: [Service; 4],
     /// `[[plant]]`, at least one, unique ids.
     pub plants: Vec<PlantSpec>,
     /// `[[drift]]`.
@@ -863,5 +977,10 @@ impl Scenario {
     /// Whether `station` is a derived station id of one of the plants.
     pub fn has_station(&self, station: &str) -> bool {
         self.plants.iter().any(|p| p.has_station(station))
+    }
+
+    /// The WAN latency of plant `i` (its own `wan`, else `[network]`'s).
+    pub fn wan(&self, i: usize) -> LatencyDist {
+        self.plants[i].wan.unwrap_or(self.network.wan)
     }
 }

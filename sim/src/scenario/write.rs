@@ -65,6 +65,20 @@ impl Scenario {
             writeln!(o, "{s} = \"{}\"", self.systems.get(s))?;
         }
 
+        writeln!(o, "\n[network]")?;
+        writeln!(o, "lan = {}", self.network.lan)?;
+        writeln!(o, "wan = {}", self.network.wan)?;
+
+        writeln!(o, "\n[service]")?;
+        for s in System::ALL {
+            let v = &self.service[s.index()];
+            writeln!(
+                o,
+                "{s} = {{ median = \"{}\", p99 = \"{}\", concurrency = {} }}",
+                v.time.median, v.time.p99, v.concurrency
+            )?;
+        }
+
         for p in &self.plants {
             writeln!(o, "\n[[plant]]")?;
             writeln!(o, "id = {}", quote(p.id.as_str()))?;
@@ -108,6 +122,9 @@ impl Scenario {
                 p.maintenance.labor_rate,
                 parts.join(", ")
             )?;
+            if let Some(wan) = p.wan {
+                writeln!(o, "wan = {wan}")?;
+            }
         }
 
         for d in &self.drifts {
@@ -190,6 +207,18 @@ impl Scenario {
             .map(|(c, n)| format!("{} = {n}", c.as_str()))
             .collect();
         writeln!(o, "min = {{ {} }}", min.join(", "))?;
+        let floor: Vec<String> = LatencyClass::ALL
+            .into_iter()
+            .filter_map(|c| {
+                self.expect
+                    .latency_min
+                    .p99(c)
+                    .map(|d| format!("{}_p99 = \"{d}\"", c.as_str()))
+            })
+            .collect();
+        if !floor.is_empty() {
+            writeln!(o, "latency_min = {{ {} }}", floor.join(", "))?;
+        }
         Ok(())
     }
 }

@@ -36,12 +36,9 @@ use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 pub use trace::rfc3339;
 
-/// One-way latency between the core and a system beside it.
-const LAN_LATENCY: Duration = Duration::from_millis(2);
-/// One-way latency of a plant's WAN link.
-const WAN_LATENCY: Duration = Duration::from_millis(40);
-/// Service time of a system of record per call.
-const SERVICE_TIME: Duration = Duration::from_millis(15);
+/// Calls waiting for a system's service slots at most; beyond it the system answers 503 at once
+/// (a full accept queue), so a saturated system cannot grow a run without bound.
+const SERVICE_QUEUE_MAX: usize = 100_000;
 /// A sender that got no acknowledgement tries again after this (doubling, capped).
 const RESEND_BASE: Duration = Duration::from_secs(2);
 const RESEND_CAP: Duration = Duration::from_secs(60);
@@ -53,7 +50,7 @@ const EDGE_SPACING: Duration = Duration::from_millis(1);
 /// The characteristic every station inspects.
 pub const CHARACTERISTIC: &str = "torque";
 /// Journal records between engine snapshots.
-const SNAPSHOT_EVERY: u64 = 50_000;
+const SNAPSHOT_EVERY: u64 = 5_000;
 
 /// Kernel events.
 #[derive(Debug)]
@@ -68,6 +65,8 @@ enum Ev {
     Deliver(u64),
     /// A call reaches its target.
     CallArrives(u64),
+    /// A system finishes serving a call: its effect is recorded now.
+    ServiceDone(u64),
     /// A reply reaches the core.
     ReplyArrives(Box<(CallId, u32, Outcome)>),
     EngineTimer,
@@ -117,6 +116,9 @@ pub struct Emitted {
     pub buffered: bool,
     /// The station a breakdown, alarm or NC event is about: what it needs master data for.
     pub station: Option<StationId>,
+    /// The plant (index into `plant.plants`) the event is about, when it is about one (master
+    /// data is not): latency per plant.
+    pub plant: Option<u32>,
 }
 
 /// What the world remembers of a call key: the event that started it and its class.
@@ -149,6 +151,57 @@ struct Target {
     outage_until: Instant,
 }
 
+/// A latency distribution ready to draw from (`scenario::LatencyDist` with its σ worked out).
+#[derive(Clone, Copy, Debug)]
+struct Spread {
+    median: Duration,
+    sigma: f64,
+    cap: Duration,
+}
+
+impl Spread {
+    fn of(d: scenario::LatencyDist) -> Spread {
+        Spread {
+            median: d.median,
+            sigma: d.sigma(),
+            cap: d.cap(),
+        }
+    }
+
+    /// One draw; a constant spread draws nothing from the stream.
+    #[inline]
+    fn draw(&self, rng: &mut SimRng) -> Duration {
+        if self.sigma == 0.0 {
+            return self.median;
+        }
+        rng.lognormal(self.median, self.sigma).min(self.cap)
+    }
+}
+
+/// One system of record as a server: `concurrency` slots, and the calls waiting for one, first
+/// come first served.
+struct Server {
+    time: Spread,
+    concurrency: u32,
+    busy: u32,
+    queue: VecDeque<u64>,
+}
+
+/// The modelled network and the systems' capacity (`[network]`, `[service]`, plants' `wan`).
+struct Links {
+    lan: Spread,
+    /// Per plant.
+    wan: Vec<Spread>,
+    /// Per system, in [`System::index`] order.
+    servers: [Server; 4],
+    /// Source events on one link arrive in the order sent: when the last one sent arrives, per
+    /// system beside the core (LAN, by [`System::index`]) and per plant (WAN).
+    lan_last: [Instant; 4],
+    wan_last: Vec<Instant>,
+    /// The stream every latency and service time is drawn from.
+    rng: SimRng,
+}
+
 /// The simulated world of one run.
 pub struct World {
     pub scenario: Scenario,
@@ -173,7 +226,10 @@ pub struct World {
     #[cfg(feature = "sabotage")]
     edge_drop_capacity: Option<usize>,
     calls_in_transit: FxHashMap<u64, Call>,
+    /// Calls that reached their system, waiting for or in service, with their fault decision.
+    calls_in_service: FxHashMap<u64, (Call, plantloop_mocks::fault::FaultDecision)>,
     next_transit: u64,
+    links: Links,
     targets: [Target; 4],
     /// The audit log as the core's audit sink stored it.
     pub audit: Vec<AuditRecord>,
@@ -304,6 +360,24 @@ impl World {
             SNAPSHOT_EVERY,
         )
         .expect("a fresh in-memory journal opens");
+        let links = Links {
+            lan: Spread::of(scenario.network.lan),
+            wan: (0..scenario.plants.len())
+                .map(|i| Spread::of(scenario.wan(i)))
+                .collect(),
+            servers: System::ALL.map(|s| {
+                let v = scenario.service[s.index()];
+                Server {
+                    time: Spread::of(v.time),
+                    concurrency: v.concurrency,
+                    busy: 0,
+                    queue: VecDeque::new(),
+                }
+            }),
+            lan_last: [Instant::ZERO; 4],
+            wan_last: vec![Instant::ZERO; scenario.plants.len()],
+            rng: seeds.derive("latency"),
+        };
         let duration_end = Instant::ZERO + scenario.duration;
         let edge_buffers = vec![VecDeque::new(); plant.plants.len()];
         World {
@@ -324,7 +398,9 @@ impl World {
             #[cfg(feature = "sabotage")]
             edge_drop_capacity: None,
             calls_in_transit: FxHashMap::default(),
+            calls_in_service: FxHashMap::default(),
             next_transit: 1,
+            links,
             targets,
             audit: Vec::new(),
             emitted: FxHashMap::default(),
@@ -631,6 +707,7 @@ impl World {
             }
             Ev::Deliver(f) => self.deliver(f, now),
             Ev::CallArrives(t) => self.call_arrives(t, now),
+            Ev::ServiceDone(t) => self.service_done(t, now),
             Ev::ReplyArrives(r) => {
                 let (call, attempt, outcome) = *r;
                 if self.core.is_some() {

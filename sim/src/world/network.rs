@@ -15,10 +15,14 @@ impl World {
             // The edge forwards what it buffered, in order.
             let mut buffered: Vec<u64> = self.edge_buffers[plant].drain(..).collect();
             buffered.sort_unstable();
+            let first = (now + self.links.wan[plant].draw(&mut self.links.rng))
+                .max(self.links.wan_last[plant]);
+            let mut at = first;
             for (i, f) in buffered.into_iter().enumerate() {
-                let at = now + WAN_LATENCY + EDGE_SPACING.saturating_mul(i as u64);
+                at = first + EDGE_SPACING.saturating_mul(i as u64);
                 self.kernel.schedule_at(at, Ev::Deliver(f));
             }
+            self.links.wan_last[plant] = at;
         }
     }
 
@@ -63,6 +67,20 @@ impl World {
             D::NonconformanceCreated(nc) => Some(nc.station.clone()),
             _ => None,
         };
+        let of_station =
+            |w: &World, s: &StationId| w.plant.station_index(s).map(|i| w.plant.stations[i].plant);
+        let about = plant.or_else(|| match &event.data {
+            D::NonconformanceCreated(nc) => of_station(self, &nc.station),
+            D::WorkOrderCompleted(c) => of_station(self, &c.station),
+            D::WorkOrderCreated(c) => of_station(self, &c.station),
+            D::DowntimeClassified(d) => of_station(self, &d.station),
+            D::DispositionApproved(d) => self
+                .qms
+                .nc(&d.nc)
+                .and_then(|r| of_station(self, &r.nc.station)),
+            D::OrderReleased(o) => self.plant.plant_index(&o.plant),
+            _ => None,
+        });
         self.emitted.insert(
             event.event_ref(),
             Emitted {
@@ -71,20 +89,24 @@ impl World {
                 acked: false,
                 buffered: false,
                 station,
+                plant: about.map(|p| p as u32),
             },
         );
         let decision = self.targets[system.index()]
             .faults
             .decide_event(now, &mut self.rng_net);
-        let base = if plant.is_some() {
-            WAN_LATENCY
-        } else {
-            LAN_LATENCY
+        // One link delivers in the order sent (an edge agent's or a webhook sender's queue).
+        let l = &mut self.links;
+        let (spread, last) = match plant {
+            Some(p) => (l.wan[p], &mut l.wan_last[p]),
+            None => (l.lan, &mut l.lan_last[system.index()]),
         };
+        let arrives = (now + spread.draw(&mut l.rng)).max(*last);
+        *last = arrives;
         let dup = decision.duplicate.map(|d| (event.clone(), d));
-        self.launch(event, plant, now + base + decision.delay);
+        self.launch(event, plant, arrives + decision.delay);
         if let Some((copy, d)) = dup {
-            self.launch(copy, plant, now + base + d + Duration::from_millis(1));
+            self.launch(copy, plant, arrives + d + Duration::from_millis(1));
         }
     }
 
@@ -246,10 +268,7 @@ impl World {
         if self.trace.is_some() {
             self.trace_call(now, &call);
         }
-        let latency = match call.target {
-            System::Mes => WAN_LATENCY,
-            _ => LAN_LATENCY,
-        };
+        let latency = self.one_way(&call);
         // A call to a plant whose WAN link is down never arrives.
         if call.target == System::Mes
             && self
@@ -264,6 +283,19 @@ impl World {
         self.next_transit += 1;
         self.calls_in_transit.insert(id, call);
         self.kernel.schedule_at(now + latency, Ev::CallArrives(id));
+    }
+
+    /// One draw of the one-way latency between the core and a call's target: the LAN, or the
+    /// WAN of the plant(s) a MES call goes to (the slowest, for a call to every plant).
+    fn one_way(&mut self, call: &Call) -> Duration {
+        if call.target != System::Mes {
+            return self.links.lan.draw(&mut self.links.rng);
+        }
+        let mut d = Duration::ZERO;
+        for p in self.mes_plants(&call.request) {
+            d = d.max(self.links.wan[p].draw(&mut self.links.rng));
+        }
+        d
     }
 
     /// The plants a MES request goes to: the station's or order's plant, or all for master data
@@ -283,6 +315,8 @@ impl World {
         }
     }
 
+    /// A call reaches its system. A refusal at the door (429, 5xx, an error body) is answered at
+    /// once; a call the system takes waits for a free service slot (first come, first served).
     pub(super) fn call_arrives(&mut self, t: u64, now: Instant) {
         let Some(call) = self.calls_in_transit.remove(&t) else {
             return;
@@ -296,32 +330,73 @@ impl World {
         } else {
             target.faults.decide(now, &mut self.rng_net)
         };
-        let applies = decision.reaches_system();
-        let mut reply = None;
-        if applies {
-            let r = self.apply_to_target(&call, now);
-            if decision.action == FaultAction::Pass {
-                reply = Some(r.outcome());
+        let s = call.target.index();
+        if decision.reaches_system() {
+            if self.links.servers[s].queue.len() >= SERVICE_QUEUE_MAX {
+                let outcome = Outcome::Unavailable { status: 503 };
+                self.reply(&call, outcome, now);
+                return;
             }
-        } else {
-            reply = match decision.action {
-                FaultAction::Throttle { retry_after } => Some(Outcome::Throttled { retry_after }),
-                FaultAction::ServerError { status } => Some(Outcome::Unavailable { status }),
-                FaultAction::ErrorBody => Some(plantloop_mocks::Reply::error_body().outcome()),
-                _ => None,
-            };
+            self.calls_in_service.insert(t, (call, decision));
+            self.links.servers[s].queue.push_back(t);
+            self.start_service(s, now);
+            return;
         }
+        let reply = match decision.action {
+            FaultAction::Throttle { retry_after } => Some(Outcome::Throttled { retry_after }),
+            FaultAction::ServerError { status } => Some(Outcome::Unavailable { status }),
+            FaultAction::ErrorBody => Some(plantloop_mocks::Reply::error_body().outcome()),
+            _ => None,
+        };
         if let Some(outcome) = reply {
-            let back = match call.target {
-                System::Mes => WAN_LATENCY,
-                _ => LAN_LATENCY,
-            };
-            let at = now + SERVICE_TIME + decision.delay + back;
-            self.kernel.schedule_at(
-                at,
-                Ev::ReplyArrives(Box::new((call.id, call.attempt, outcome))),
-            );
+            self.reply(&call, outcome, now + decision.delay);
         }
+    }
+
+    /// Starts serving waiting calls while system `s` has free slots. A call's effect is recorded
+    /// when its service ends: after its service time and any `endpoint-latency` delay.
+    fn start_service(&mut self, s: usize, now: Instant) {
+        loop {
+            let server = &mut self.links.servers[s];
+            if server.busy >= server.concurrency {
+                return;
+            }
+            let Some(t) = server.queue.pop_front() else {
+                return;
+            };
+            server.busy += 1;
+            let service = server.time.draw(&mut self.links.rng);
+            let delay = self
+                .calls_in_service
+                .get(&t)
+                .map_or(Duration::ZERO, |c| c.1.delay);
+            self.kernel
+                .schedule_at(now + service + delay, Ev::ServiceDone(t));
+        }
+    }
+
+    /// A system finishes a call: the effect lands in its ledger now, and the reply (unless the
+    /// fault loses it) starts back.
+    pub(super) fn service_done(&mut self, t: u64, now: Instant) {
+        let Some((call, decision)) = self.calls_in_service.remove(&t) else {
+            return;
+        };
+        let s = call.target.index();
+        self.links.servers[s].busy -= 1;
+        let r = self.apply_to_target(&call, now);
+        if decision.action == FaultAction::Pass {
+            self.reply(&call, r.outcome(), now);
+        }
+        self.start_service(s, now);
+    }
+
+    /// Sends a call's outcome back to the core, over the call's link.
+    fn reply(&mut self, call: &Call, outcome: Outcome, now: Instant) {
+        let at = now + self.one_way(call);
+        self.kernel.schedule_at(
+            at,
+            Ev::ReplyArrives(Box::new((call.id, call.attempt, outcome))),
+        );
     }
 
     pub(super) fn apply_to_target(&mut self, call: &Call, now: Instant) -> plantloop_mocks::Reply {
