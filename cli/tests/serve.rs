@@ -176,7 +176,13 @@ fn serve_with_mocks_closes_the_loop_stops_on_sigterm_and_continues_after_a_resta
         "{:?}",
         s.lines
     );
-    assert_eq!(http(&core, "GET", "/ready", "").0, 200);
+    assert_eq!(http(&core, "GET", "/health", "").0, 200);
+    assert_eq!(
+        http(&core, "GET", "/ready", "").0,
+        401,
+        "/ready needs a token"
+    );
+    assert_eq!(http_as(&core, "GET", "/ready", "", Some(&s.token())).0, 200);
     let metrics = s.url("metrics");
     assert_eq!(metrics, format!("{core}/metrics"));
     let placement = r#"{"asset":"A-3","station":"P1-L1-S3","line":"P1-L1","plant":"P1"}"#;

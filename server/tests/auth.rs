@@ -1,6 +1,6 @@
 //! Default deny at every route: no token, a malformed one, a bad signature, an expired token, the
 //! wrong audience or issuer are 401 with `WWW-Authenticate: Bearer` and problem+json; a valid
-//! token without the route's scope is 403 naming the scope; `/health` and `/ready` are open.
+//! token without the route's scope is 403 naming the scope; only `/health` is open.
 //! Tokens signed with configured RS256 and ES256 keys are accepted, and the principal who
 //! delivered an event is in its audit trail.
 
@@ -48,6 +48,8 @@ fn routes(base: &str) -> Vec<(reqwest::Method, String, Scope)> {
             format!("{base}/webhooks/erp"),
             Scope::WebhooksWrite,
         ),
+        (Method::GET, format!("{base}/ready"), Scope::AdminRead),
+        (Method::GET, format!("{base}/metrics"), Scope::AdminRead),
         (
             Method::GET,
             format!("{base}/no-such-route"),
@@ -194,11 +196,9 @@ async fn every_refusal_at_every_route() {
     )
     .await;
     assert_eq!(a.status, 200, "{}", a.body);
-    // The open routes.
-    for path in ["/health", "/ready"] {
-        let r = bare.get(format!("{base}{path}")).send().await.unwrap();
-        assert_eq!(r.status(), 200, "{path}");
-    }
+    // The one open route.
+    let r = bare.get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "/health");
     // Nothing refused reached the journal: only the events the scoped tokens sent.
     let (s, audit) = plant.get(format!("{base}/audit?correlation=PO-A1")).await;
     assert_eq!(s, 200, "{audit}");

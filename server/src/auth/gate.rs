@@ -18,14 +18,13 @@ use std::sync::Arc;
 /// The realm named in `WWW-Authenticate`.
 pub const REALM: &str = "plantloop";
 
-/// The scope a request needs; `None` for the open routes. Default deny: every path not named
-/// here needs `admin:read` (so a route added later is never open by mistake).
-///
-/// `/ready` is open like `/health`: orchestrators' readiness probes seldom carry tokens, and it
-/// tells only whether the journal is open and how many inputs and syncs there were.
+/// The scope a request needs; `None` for the one open route, `/health` (liveness: it says only
+/// that the process answers). Default deny: every path not named here needs `admin:read` (so a
+/// route added later is never open by mistake), `/ready` and `/metrics` among them: they tell
+/// how much the service took in and how its targets fare.
 pub fn scope_for(method: &Method, path: &str) -> Option<Scope> {
     match path {
-        "/health" | "/ready" => None,
+        "/health" => None,
         "/events" => Some(Scope::EventsWrite),
         p if p == "/webhooks" || p.starts_with("/webhooks/") => Some(Scope::WebhooksWrite),
         p if method == Method::POST
@@ -138,11 +137,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_route_but_health_and_ready_needs_a_scope() {
+    fn every_route_but_health_needs_a_scope() {
         let get = Method::GET;
         let post = Method::POST;
         assert_eq!(scope_for(&get, "/health"), None);
-        assert_eq!(scope_for(&get, "/ready"), None);
+        assert_eq!(scope_for(&get, "/ready"), Some(Scope::AdminRead));
         assert_eq!(scope_for(&post, "/events"), Some(Scope::EventsWrite));
         assert_eq!(
             scope_for(&post, "/webhooks/erp"),

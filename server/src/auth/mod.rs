@@ -1,4 +1,4 @@
-//! Who may call the gateway: every route but `/health` and `/ready` needs a bearer JWT, and each
+//! Who may call the gateway: every route but `/health` needs a bearer JWT, and each
 //! route a scope (default deny: a route not named in [`gate::scope_for`] needs `admin:read`).
 //!
 //! - [`Scope`] — the four scopes a token can grant;
@@ -28,8 +28,8 @@ pub enum Scope {
     EventsWrite,
     /// `POST /webhooks/{system}` (systems that send events by webhook only).
     WebhooksWrite,
-    /// Reading operator routes: `GET /dead-letters`, `GET /audit`, `GET /metrics`, and any route
-    /// not given another scope.
+    /// Reading operator routes: `GET /ready`, `GET /metrics`, `GET /dead-letters`, `GET /audit`,
+    /// and any route not given another scope.
     AdminRead,
     /// `POST /dead-letters/{id}/replay`.
     AdminReplay,
