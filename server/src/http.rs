@@ -113,7 +113,7 @@ async fn post_events(
         Ok(b) => b,
         Err(r) => return body_problem(r).into_response(),
     };
-    ingest(&gw, "events", mode, &headers, &body, principal).await
+    ingest(&gw, None, mode, &headers, &body, principal).await
 }
 
 /// `GET /metrics`: the Prometheus text exposition ([`crate::metrics`]).
@@ -199,18 +199,25 @@ async fn post_webhook(
         }
         Ok(m) => m,
     };
-    ingest(&gw, "webhooks", mode, &headers, &body, principal).await
+    ingest(&gw, Some(system), mode, &headers, &body, principal).await
 }
 
 /// Parses the events of a request and hands them to the engine; answers after the sync.
+/// `webhook`: the system whose webhook route this is; an event whose `source` names another
+/// system is refused (422, `field: "source"`) and never reaches the engine.
 async fn ingest(
     gw: &Gateway,
-    route: &'static str,
+    webhook: Option<System>,
     mode: Mode,
     headers: &HeaderMap,
     body: &Bytes,
     principal: Arc<str>,
 ) -> Response {
+    let route = if webhook.is_some() {
+        "webhooks"
+    } else {
+        "events"
+    };
     let refused = || gw.metrics.event_refused(route);
     let parsed = match mode {
         Mode::Structured => ingress::structured(body).map(|e| vec![Ok(e)]),
@@ -223,6 +230,13 @@ async fn ingest(
             refused();
             return p.into_response();
         }
+    };
+    let parsed: Vec<Result<Event, Problem>> = match webhook {
+        None => parsed,
+        Some(system) => parsed
+            .into_iter()
+            .map(|r| r.and_then(|e| from_system(e, system)))
+            .collect(),
     };
     if mode != Mode::Batch {
         let event = match parsed.into_iter().next() {
@@ -272,6 +286,22 @@ async fn ingest(
         verdicts[i] = Some(Verdict::of(acks.next(), source, id));
     }
     batch_response(verdicts.into_iter().flatten().collect())
+}
+
+/// `e` if its `source` names `system` ([`plantloop_wire::source`]): a system's webhook secret
+/// vouches for its own events only.
+fn from_system(e: Event, system: System) -> Result<Event, Problem> {
+    if plantloop_wire::source::belongs_to(&e.source, system) {
+        return Ok(e);
+    }
+    Err(Problem::invalid(
+        "source",
+        format!(
+            "source {:?} is not {system}'s: on /webhooks/{system} the last segment of `source` \
+             must be \"{system}\" (e.g. /{system} or /plants/P1/{system})",
+            e.source
+        ),
+    ))
 }
 
 /// Hands events to the engine; `principal` is who delivered them.

@@ -1,7 +1,9 @@
 //! `POST /webhooks/{system}`: a SaaS system's events arrive only by signed webhook. Each refusal
 //! (bad or missing signature, stale or future timestamp, a replayed delivery) is a 401 that never
-//! reaches the journal; a good delivery is handled as `POST /events`; and the closed loop runs
-//! with SaaS mocks whose webhooks go to this route.
+//! reaches the journal; so is a delivery without a token with `webhooks:write`; an event whose
+//! `source` is another system's is a 422 that never reaches the journal either; a good delivery
+//! is handled as `POST /events`; and the closed loop runs with SaaS mocks whose webhooks go to
+//! this route.
 
 mod support;
 
@@ -12,13 +14,16 @@ use serde_json::{Value, json};
 use support::*;
 
 fn order_event(id: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "specversion": "1.0", "id": id, "source": "/cmms",
+    serde_json::to_vec(&order_from("/cmms", id)).unwrap()
+}
+
+fn order_from(source: &str, id: &str) -> Value {
+    json!({
+        "specversion": "1.0", "id": id, "source": source,
         "type": "com.plantloop.erp.order.released.v1",
         "data": { "id": format!("PO-W{id}"), "material": "M-1", "line": "P1-L9", "plant": "P1",
                   "serials": { "first": 1, "last": 10 } }
-    }))
-    .unwrap()
+    })
 }
 
 fn now() -> u64 {
@@ -127,6 +132,101 @@ async fn every_refusal_is_401_and_never_reaches_the_journal() {
     let bad = br#"{"specversion":"1.0","id":"x","type":"nope"}"#;
     let (s, b) = deliver(&plant, "cmms", bad, Some((WEBHOOK_SECRET, t + 2)), CE).await;
     assert_eq!(s, 422, "{b}");
+    service.stop().await.unwrap();
+    plant.mocks.shutdown().await.unwrap();
+}
+
+/// A system's secret vouches for its own events only: on `/webhooks/cmms` an event whose `source`
+/// names ERP, another system or none is 422 `field: "source"` and never reaches the journal (the
+/// same event posted to `/events` afterwards is new to the engine). In a batch, only that event
+/// is refused. And the signature alone is not enough: the delivery needs a token too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_from_another_system_is_refused_and_never_journaled() {
+    let data = tempfile::tempdir().unwrap();
+    let (plant, listener) = Plant::new(data.path(), &[(System::Cmms, Personality::Saas)]).await;
+    let service = plant.start(Some(listener)).await;
+    let t = now();
+    let signed = Some((WEBHOOK_SECRET, t));
+
+    for (i, source) in ["/erp", "/plants/P1/mes", "/cmms-test", ""]
+        .iter()
+        .enumerate()
+    {
+        let body = serde_json::to_vec(&order_from(source, &format!("s{i}"))).unwrap();
+        let (s, b) = deliver(&plant, "cmms", &body, signed, CE).await;
+        assert_eq!(
+            (s, b["field"].as_str()),
+            (422, Some("source")),
+            "{source:?}: {b}"
+        );
+    }
+    // A batch: the CMMS event goes in, the ERP one is refused at its index.
+    let batch = serde_json::to_vec(&json!([
+        order_from("/plants/P1/cmms", "b1"),
+        order_from("/erp", "b2"),
+    ]))
+    .unwrap();
+    let (s, b) = deliver(
+        &plant,
+        "cmms",
+        &batch,
+        Some((WEBHOOK_SECRET, t + 1)),
+        "application/cloudevents-batch+json",
+    )
+    .await;
+    assert_eq!(s, 207, "{b}");
+    assert_eq!(b["results"][0]["result"], "accepted", "{b}");
+    assert_eq!(b["results"][1]["status"], 422, "{b}");
+    assert_eq!(b["results"][1]["field"], "source", "{b}");
+
+    // None of the refused events reached the engine: from ERP's own route they are new.
+    let events = format!("{}/events", plant.service_url());
+    for id in ["s0", "b2"] {
+        let r = plant
+            .client
+            .post(&events)
+            .header("content-type", CE)
+            .body(order_from("/erp", id).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{id}: {}", r.text().await.unwrap());
+    }
+
+    // Both checks: a well-signed delivery without a token is 401 at the gate, and one with a
+    // token that lacks webhooks:write is 403.
+    let body = order_event("t1");
+    let bare = reqwest::Client::new();
+    let url = format!("{}/webhooks/cmms", plant.service_url());
+    let send = |token: Option<String>| {
+        let mut rb = bare
+            .post(&url)
+            .header("content-type", CE)
+            .header(TIMESTAMP_HEADER, (t + 2).to_string())
+            .header(SIGNATURE_HEADER, sign(WEBHOOK_SECRET, t + 2, &body))
+            .body(body.clone());
+        if let Some(token) = token {
+            rb = rb.bearer_auth(token);
+        }
+        rb.send()
+    };
+    let r = send(None).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().contains_key("www-authenticate"));
+    let events_only = plant.issuer.mint(
+        "mock-cmms",
+        &[plantloop_server::auth::Scope::EventsWrite],
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(send(Some(events_only)).await.unwrap().status(), 403);
+    // The gate refused them before the replay guard saw them: the same delivery with the right
+    // token is taken.
+    let hooks = plant.issuer.mint(
+        "mock-cmms",
+        &[plantloop_server::auth::Scope::WebhooksWrite],
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(send(Some(hooks)).await.unwrap().status(), 202);
     service.stop().await.unwrap();
     plant.mocks.shutdown().await.unwrap();
 }

@@ -10,10 +10,12 @@
 //!   that names the field at fault.
 //! - [`signature`]: the HMAC-SHA256 signature of webhook deliveries, made by the mocks and
 //!   checked by the core.
+//! - [`source`]: which system an event's CloudEvents `source` names.
 
 pub mod problem;
 pub mod routes;
 pub mod signature;
+pub mod source;
 
 pub use problem::Problem;
 
