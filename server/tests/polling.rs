@@ -1,6 +1,7 @@
 //! Polling: systems that only offer an event feed (`GET /events?after=`) are read on an interval
 //! with a cursor kept in the data folder. Across restarts between polls no event is skipped and
-//! none is applied twice, also when the cursor was lost after its events were journaled.
+//! none is applied twice, also when the cursor was lost after its events were journaled; the
+//! audit trail names the poller (`poll:<system>`) as who delivered what it read.
 
 mod support;
 
@@ -40,6 +41,19 @@ async fn restarts_between_polls_skip_nothing_and_apply_nothing_twice() {
         plant.wait_for_keys(s, &keys).await;
     }
     wait_cursor_at_end(&plant, System::Qms).await;
+    // The audit trail names the poller as who delivered the NC it read from QMS's feed.
+    let (status, audit) = plant
+        .get(format!("{}/audit?correlation={nc}", plant.service_url()))
+        .await;
+    assert_eq!(status, 200, "{audit}");
+    let first = &audit["records"][0];
+    let origin = first["delivered_by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["source"] == first["origin"]["source"] && d["id"] == first["origin"]["id"])
+        .unwrap_or_else(|| panic!("no origin in {first}"));
+    assert_eq!(origin["principal"], "poll:qms", "{first}");
     service.stop().await.unwrap();
 
     // While the service is down the technician completes the work order: the events wait in
