@@ -6,6 +6,11 @@
 //! `components/schemas` unchanged and the paths object is built here from [`ROUTES`] and
 //! [`OPERATOR_ROUTES`], the same tables the routers are built from.
 //!
+//! The token route of OAuth 2.0 client credentials (`POST /oauth/token`, [`crate::oauth`]) and its
+//! security scheme are in every document: a system serves the route, and requires its tokens on
+//! the integration routes, only when told to (`plantloop mocks --auth`), so the integration
+//! operations list no security requirement *or* the scheme.
+//!
 //! The documents are checked in under `mocks-http/openapi/<system>.json`; a test fails when they
 //! drift from the code (`UPDATE_OPENAPI=1 cargo test -p plantloop-mocks-http` rewrites them).
 
@@ -97,6 +102,7 @@ fn capability_operation(spec: &RouteSpec, g: &mut SchemaGenerator) -> Value {
         );
     }
     op.insert("parameters".into(), Value::Array(params));
+    op.insert("security".into(), json!([{}, { OAUTH_SCHEME: [] }]));
     if let Some(schema) = spec.capability.body_schema(g) {
         op.insert(
             "requestBody".into(),
@@ -105,6 +111,10 @@ fn capability_operation(spec: &RouteSpec, g: &mut SchemaGenerator) -> Value {
     }
     for (status, description) in [
         ("400", "Malformed JSON."),
+        (
+            "401",
+            "The system requires OAuth 2.0 and the bearer token is missing, unknown or expired.",
+        ),
         ("404", "No such route, or a request for another system."),
         ("409", "The request contradicts the system's state."),
         ("413", "The body is too large."),
@@ -160,6 +170,63 @@ fn operator_operation(route: &OperatorRoute, g: &mut SchemaGenerator) -> Value {
     }
     op.insert("responses".into(), Value::Object(responses));
     Value::Object(op)
+}
+
+/// The name of the OAuth 2.0 client-credentials scheme in `components.securitySchemes`.
+const OAUTH_SCHEME: &str = "clientCredentials";
+/// The name of the token route's HTTP Basic client authentication in `securitySchemes`.
+const CLIENT_BASIC_SCHEME: &str = "clientBasic";
+
+fn oauth_error_response(description: &str) -> Value {
+    json_response(
+        description,
+        json!({
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": { "enum": ["invalid_request", "invalid_client", "unsupported_grant_type"] },
+                "error_description": { "type": "string" }
+            }
+        })
+        .try_into()
+        .expect("an object is a schema"),
+    )
+}
+
+/// `POST /oauth/token` (RFC 6749 §4.4).
+fn token_operation() -> Value {
+    json!({
+        "operationId": "issueToken",
+        "summary": "Issue an access token for client credentials (RFC 6749 §4.4). Served only when the system requires OAuth 2.0 (`plantloop mocks --auth`); 404 otherwise.",
+        "tags": ["auth"],
+        "security": [{ CLIENT_BASIC_SCHEME: [] }, {}],
+        "requestBody": {
+            "required": true,
+            "content": { "application/x-www-form-urlencoded": { "schema": {
+                "type": "object",
+                "required": ["grant_type"],
+                "properties": {
+                    "grant_type": { "const": "client_credentials" },
+                    "client_id": { "type": "string" },
+                    "client_secret": { "type": "string" },
+                    "scope": { "type": "string" }
+                }
+            } } }
+        },
+        "responses": {
+            "200": json_response("The token (`Cache-Control: no-store`).", json!({
+                "type": "object",
+                "required": ["access_token", "token_type", "expires_in"],
+                "properties": {
+                    "access_token": { "type": "string" },
+                    "token_type": { "const": "Bearer" },
+                    "expires_in": { "type": "integer", "minimum": 1 }
+                }
+            }).try_into().expect("an object is a schema")),
+            "400": oauth_error_response("`invalid_request` (not a form, no grant_type) or `unsupported_grant_type`."),
+            "401": oauth_error_response("`invalid_client`: an unknown client or a wrong secret (`WWW-Authenticate: Basic`).")
+        }
+    })
 }
 
 fn checker_paths(
@@ -278,6 +345,7 @@ pub fn document(system: System) -> Value {
     for (path, method, op) in checker_paths(system, &mut g) {
         add(path, method, op);
     }
+    add(crate::oauth::TOKEN_PATH, "post", token_operation());
     let paths: Map<String, Value> = {
         let mut v: Vec<(String, Value)> = paths.into_iter().collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
@@ -312,11 +380,24 @@ pub fn document(system: System) -> Value {
         "tags": [
             { "name": "integration", "description": "What the integration core asks." },
             { "name": "operator", "description": "What people and the plant do." },
-            { "name": "checker", "description": "Ground truth for checkers." }
+            { "name": "checker", "description": "Ground truth for checkers." },
+            { "name": "auth", "description": "OAuth 2.0 client credentials, when the system requires them." }
         ],
         "paths": paths,
         "components": {
             "schemas": schemas,
+            "securitySchemes": {
+                OAUTH_SCHEME: {
+                    "type": "oauth2",
+                    "description": "Required on the integration routes only when the system is told to (`plantloop mocks --auth`).",
+                    "flows": { "clientCredentials": { "tokenUrl": crate::oauth::TOKEN_PATH, "scopes": {} } }
+                },
+                CLIENT_BASIC_SCHEME: {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "The client id and secret at `POST /oauth/token` (RFC 6749 §2.3.1); they may be given in the form instead."
+                }
+            },
             "parameters": {
                 "IdempotencyKey": {
                     "name": "Idempotency-Key",

@@ -5,6 +5,8 @@
 mod support;
 
 use plantloop_core::System;
+use plantloop_mocks_http::OAuthSettings;
+use plantloop_mocks_http::oauth::TOKEN_PATH;
 use plantloop_mocks_http::openapi::document;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -87,35 +89,47 @@ fn documents_are_openapi_3_1_and_every_ref_resolves() {
     }
 }
 
+/// Every documented operation is served, the token route only by a system that requires OAuth
+/// (the document says so): without OAuth it is 404, with it every path answers.
 #[tokio::test]
 async fn every_documented_operation_is_served_and_the_document_too() {
-    let m = start(&[]).await;
+    let plain = start(&[]).await;
+    let oauth = start_with(|c| {
+        for s in System::ALL {
+            c.system_mut(s).oauth = Some(OAuthSettings::generated());
+        }
+    })
+    .await;
     let c = client();
-    for system in System::ALL {
-        let base = m.base_url(system);
-        let doc = document(system);
-        let served = get(&c, format!("{base}/openapi.json")).await;
-        assert_eq!(
-            served.body, doc,
-            "{system}: /openapi.json is the generated document"
-        );
-        for (path, item) in doc["paths"].as_object().unwrap() {
-            for method in item.as_object().unwrap().keys() {
-                let url = format!("{base}{}", path.replace("{id}", "X-1"));
-                let a = match method.as_str() {
-                    "get" => get(&c, url).await,
-                    "post" => post(&c, url, Some("probe"), &serde_json::json!({})).await,
-                    other => panic!("unexpected method {other}"),
-                };
-                let route_missing = a.status == 405
-                    || (a.status == 404
-                        && a.body["type"] == "https://plantloop.dev/problems/not-found");
-                assert!(
-                    !route_missing,
-                    "{system}: {method} {path} is documented but not served: {a:?}"
-                );
+    for (m, requires_oauth) in [(&plain, false), (&oauth, true)] {
+        for system in System::ALL {
+            let base = m.base_url(system);
+            let doc = document(system);
+            let served = get(&c, format!("{base}/openapi.json")).await;
+            assert_eq!(
+                served.body, doc,
+                "{system}: /openapi.json is the generated document"
+            );
+            for (path, item) in doc["paths"].as_object().unwrap() {
+                for method in item.as_object().unwrap().keys() {
+                    let url = format!("{base}{}", path.replace("{id}", "X-1"));
+                    let a = match method.as_str() {
+                        "get" => get(&c, url).await,
+                        "post" => post(&c, url, Some("probe"), &serde_json::json!({})).await,
+                        other => panic!("unexpected method {other}"),
+                    };
+                    let route_missing = a.status == 405
+                        || (a.status == 404
+                            && a.body["type"] == "https://plantloop.dev/problems/not-found");
+                    let served = path != TOKEN_PATH || requires_oauth;
+                    assert_eq!(
+                        route_missing, !served,
+                        "{system} (OAuth {requires_oauth}): {method} {path}: {a:?}"
+                    );
+                }
             }
         }
     }
-    m.shutdown().await.unwrap();
+    plain.shutdown().await.unwrap();
+    oauth.shutdown().await.unwrap();
 }
