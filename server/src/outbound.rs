@@ -237,8 +237,10 @@ fn hex16(s: &str) -> Option<[u8; 16]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oauth::{ClientSecret, OAuthClientConfig};
     use plantloop_core::call::{CallId, IdempotencyKey, Request};
     use plantloop_core::model::LatencyClass;
+    use std::sync::atomic::{AtomicU32, Ordering};
 
     fn call(id: u64, attempt: u32, origin: &EventRef) -> Call {
         Call {
@@ -274,5 +276,110 @@ mod tests {
         );
         let continued = t.traceparent_for(&call(1, 1, &a));
         assert!(continued.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+    }
+
+    /// A token endpoint and a target in one server: tokens `t1`, `t2`, … in order; the target
+    /// answers 401 to the first `refused` tokens and counts every request it gets.
+    struct Target {
+        source: TokenSource,
+        url: String,
+        issued: Arc<AtomicU32>,
+        hits: Arc<AtomicU32>,
+    }
+
+    async fn target(refused: u32) -> Target {
+        use axum::http::{HeaderMap, StatusCode};
+        use axum::response::IntoResponse;
+        let issued = Arc::new(AtomicU32::new(0));
+        let hits = Arc::new(AtomicU32::new(0));
+        let token = {
+            let issued = issued.clone();
+            move || async move {
+                let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
+                axum::Json(serde_json::json!({
+                    "access_token": format!("t{n}"), "token_type": "Bearer", "expires_in": 3600
+                }))
+            }
+        };
+        let call = {
+            let hits = hits.clone();
+            move |headers: HeaderMap| async move {
+                hits.fetch_add(1, Ordering::SeqCst);
+                let n: u32 = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok()?.strip_prefix("Bearer t")?.parse().ok())
+                    .unwrap_or(0);
+                if n == 0 || n <= refused {
+                    StatusCode::UNAUTHORIZED.into_response()
+                } else {
+                    axum::Json(serde_json::json!({ "reference": "k", "receipt": "ERP-1" }))
+                        .into_response()
+                }
+            }
+        };
+        let app = axum::Router::new()
+            .route("/oauth/token", axum::routing::post(token))
+            .fallback(call);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let config = OAuthClientConfig {
+            token_url: format!("{url}/oauth/token"),
+            client_id: "c".into(),
+            client_secret: ClientSecret::Value("s".into()),
+            scope: None,
+        };
+        Target {
+            source: TokenSource::new(reqwest::Client::new(), config).unwrap(),
+            url,
+            issued,
+            hits,
+        }
+    }
+
+    async fn send(t: &Target) -> Outcome {
+        let client = reqwest::Client::new();
+        let c = call(1, 1, &EventRef::new("/qms", "1"));
+        let options = CallOptions {
+            timeout: Some(std::time::Duration::from_secs(5)),
+            ..CallOptions::default()
+        };
+        authorised(&client, &t.url, &c, options, &t.source).await
+    }
+
+    fn counts(t: &Target) -> (u32, u32) {
+        (
+            t.issued.load(Ordering::SeqCst),
+            t.hits.load(Ordering::SeqCst),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_401_drops_the_token_and_the_call_goes_once_more_with_a_fresh_one() {
+        let found = Outcome::Found {
+            receipt: Some("ERP-1".into()),
+        };
+        // The cached token is refused (revoked): one more token, one more request, done.
+        let t = target(1).await;
+        assert_eq!(send(&t).await, found);
+        assert_eq!(
+            counts(&t),
+            (2, 2),
+            "(tokens issued, requests to the target)"
+        );
+        // The fresh token is kept for the next call.
+        assert_eq!(send(&t).await, found);
+        assert_eq!(counts(&t), (2, 3));
+
+        // A target that refuses every token: the call goes twice, not more, and the 401 is a
+        // transient failure for the engine to retry, never a refusal to dead-letter.
+        let t = target(u32::MAX).await;
+        assert_eq!(send(&t).await, Outcome::Unavailable { status: 401 });
+        assert_eq!(counts(&t), (2, 2));
+
+        // A token that is accepted: one of each.
+        let t = target(0).await;
+        assert_eq!(send(&t).await, found);
+        assert_eq!(counts(&t), (1, 1));
     }
 }

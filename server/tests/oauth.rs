@@ -6,6 +6,7 @@
 mod support;
 
 use plantloop_core::System;
+use plantloop_mocks::Personality;
 use plantloop_mocks_http::OAuthSettings;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -50,6 +51,91 @@ async fn the_core_fetches_refreshes_and_renews_revoked_tokens_without_posting_tw
     }
     assert!(plant.mocks.tokens_issued(System::Erp) > second);
 
+    assert_each_key_posted_once(&plant).await;
+    let (s, dl) = plant
+        .get(format!("{}/dead-letters", plant.service_url()))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(dl["dead_letters"], json!([]), "nothing dead-lettered");
+    service.stop().await.unwrap();
+    plant.mocks.shutdown().await.unwrap();
+}
+
+/// The sum of the samples of `metric` whose labels include each of `labels`.
+fn sample(metrics: &str, metric: &str, labels: &[&str]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")))
+        .filter(|l| labels.iter().all(|x| l.contains(x)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The 401 path on its own: a legacy ERP (which would post a repeated call twice) requires
+/// hour-long tokens and revokes them while the core holds one. Each of W2's three ERP calls
+/// meets the 401, the token is dropped, one fresh token is fetched, and each call goes once more
+/// within the same attempt: the engine sees no failure (no `unavailable` outcome, no retry), each
+/// posting lands once, nothing is dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_is_renewed_within_the_attempt_and_nothing_posts_twice() {
+    let data = tempfile::tempdir().unwrap();
+    let hour = OAuthSettings {
+        token_lifetime: Duration::from_secs(3600),
+        ..settings()
+    };
+    let (plant, listener) = Plant::with_oauth(
+        data.path(),
+        &[(System::Erp, Personality::Legacy)],
+        &[(System::Erp, hour)],
+    )
+    .await;
+    let service = plant.start(Some(listener)).await;
+    plant.set_up_line().await;
+    let nc = plant.raise_nc().await;
+    for (s, k) in w1_keys(&nc) {
+        plant.wait_for_keys(s, &k).await;
+    }
+    assert_eq!(
+        plant.mocks.tokens_issued(System::Erp),
+        1,
+        "one token so far"
+    );
+    let metrics_url = format!("{}/metrics", plant.service_url());
+    let (_, before) = plant.get(metrics_url.clone()).await;
+    let before = before.as_str().unwrap().to_owned();
+    let erp = "target=\"erp\"";
+
+    plant.mocks.revoke_tokens(System::Erp);
+    plant.complete_work_order(&nc).await;
+    for (s, k) in w2_keys(&nc) {
+        plant.wait_for_keys(s, &k).await;
+    }
+    assert_eq!(
+        plant.mocks.tokens_issued(System::Erp),
+        2,
+        "one fresh token for every call the revocation refused"
+    );
+    let (_, after) = plant.get(metrics_url).await;
+    let after = after.as_str().unwrap();
+    for (metric, labels) in [
+        ("plantloop_retries_total", vec![erp]),
+        (
+            "plantloop_calls_total",
+            vec![erp, "outcome=\"unavailable\""],
+        ),
+    ] {
+        assert_eq!(
+            sample(after, metric, &labels),
+            sample(&before, metric, &labels),
+            "{metric} {labels:?}: the 401s never reached the engine\n{after}"
+        );
+    }
+    assert_eq!(
+        sample(after, "plantloop_calls_total", &[erp, "outcome=\"done\""])
+            - sample(&before, "plantloop_calls_total", &[erp, "outcome=\"done\""]),
+        3.0,
+        "W2's three ERP calls, each answered once\n{after}"
+    );
     assert_each_key_posted_once(&plant).await;
     let (s, dl) = plant
         .get(format!("{}/dead-letters", plant.service_url()))
