@@ -1,11 +1,13 @@
 //! `plantloop mocks` (spec/cli.md): four servers on P..P+3, their URLs printed, bad flags exit 2
-//! naming the flag, and a clean stop on Ctrl-C (SIGINT).
+//! naming the flag, and a clean stop on Ctrl-C (SIGINT); with `--auth`, integration calls need a
+//! token from the client printed at start.
 
 mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use support::spawn_with_lines;
 
@@ -18,6 +20,8 @@ struct Mocks {
     child: Child,
     /// (system, personality, base URL) as printed, in ERP, QMS, CMMS, MES order.
     printed: Vec<(String, String, String)>,
+    /// The lines printed after the URLs.
+    rest: mpsc::Receiver<String>,
 }
 
 impl Drop for Mocks {
@@ -64,7 +68,11 @@ fn start(args: &[&str]) -> Started {
             }
         }
     }
-    Started::Serving(Mocks { child, printed })
+    Started::Serving(Mocks {
+        child,
+        printed,
+        rest: rx,
+    })
 }
 
 fn serving(args: &[&str]) -> Mocks {
@@ -86,9 +94,15 @@ fn http(
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
         body.len()
     );
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        req.push_str("content-type: application/json\r\n");
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -176,6 +190,78 @@ fn serves_four_systems_with_openapi_and_capabilities_until_interrupted() {
     );
     assert_eq!(status, 201, "{body}");
     assert_eq!(interrupt(m), Some(0), "a clean stop on Ctrl-C");
+}
+
+#[test]
+fn with_auth_integration_calls_need_a_token_from_the_printed_client() {
+    let m = serving(&["--base-port", "0", "--auth"]);
+    // auth  POST <url>/oauth/token  grant_type=client_credentials client_id=ID client_secret=SECRET
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let auth = loop {
+        let line = m
+            .rest
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("an auth line");
+        if line.starts_with("auth ") {
+            break line;
+        }
+    };
+    let field = |name: &str| {
+        auth.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {auth:?}"))
+            .to_owned()
+    };
+    let (id, secret) = (field("client_id"), field("client_secret"));
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    for (system, _, url) in &m.printed {
+        // A capability route without a token, or with one the system did not issue: 401.
+        // (Every system serves the legacy lookup, `GET /postings`.)
+        let lookup = |token: Option<&str>| {
+            let bearer = token.map(|t| format!("Bearer {t}"));
+            let headers: Vec<(&str, &str)> = bearer
+                .iter()
+                .map(|b| ("authorization", b.as_str()))
+                .collect();
+            http(url, "GET", "/postings?reference=k-1", &headers, "")
+        };
+        let (status, body) = lookup(None);
+        assert_eq!(status, 401, "{system}: {body}");
+        assert_eq!(json(&body)["field"], "authorization", "{system}: {body}");
+        assert_eq!(lookup(Some("made-up")).0, 401, "{system}");
+        // The token route refuses a wrong secret, and issues a token for the printed client.
+        let wrong = format!("grant_type=client_credentials&client_id={id}&client_secret=nope");
+        let (status, body) = http(url, "POST", "/oauth/token", &form, &wrong);
+        assert_eq!(status, 401, "{system}: {body}");
+        assert_eq!(json(&body)["error"], "invalid_client");
+        let right = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
+        let (status, body) = http(url, "POST", "/oauth/token", &form, &right);
+        assert_eq!(status, 200, "{system}: {body}");
+        let token = json(&body)["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(json(&body)["expires_in"], 3600, "{body}");
+        let (status, body) = lookup(Some(&token));
+        assert_eq!(status, 200, "{system}: {body}");
+        assert_eq!(json(&body)["receipt"], serde_json::Value::Null, "{body}");
+    }
+    // With a token, a posting lands; the operator routes need none.
+    let erp = &m.printed[0].2;
+    let order = r#"{"id":"PO-1","material":"M-1","line":"P1-L1","plant":"P1","serials":{"first":1,"last":100}}"#;
+    assert_eq!(http(erp, "POST", "/production-orders", &[], order).0, 201);
+    let right = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
+    let (_, body) = http(erp, "POST", "/oauth/token", &form, &right);
+    let bearer = format!("Bearer {}", json(&body)["access_token"].as_str().unwrap());
+    let hold = r#"{"id":"H-1","order":"PO-1","material":"M-1","serials":{"first":10,"last":20},"nc":"NC-1"}"#;
+    let key = ("idempotency-key", "w1/NC-1/hold");
+    assert_eq!(http(erp, "POST", "/quality-holds", &[key], hold).0, 401);
+    let (status, body) = http(
+        erp,
+        "POST",
+        "/quality-holds",
+        &[key, ("authorization", &bearer)],
+        hold,
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(interrupt(m), Some(0));
 }
 
 #[test]
