@@ -613,6 +613,7 @@ pub fn run_seed(s: &Scenario, seed: u64) -> Report {
         s.clone(),
         RunOptions {
             seed: Some(seed),
+            without_breakdowns: true,
             ..RunOptions::default()
         },
     )
@@ -1007,6 +1008,25 @@ mod tests {
         assert!(Shard::parse("4/3").is_err());
         assert!(Shard::parse("3").is_err());
         assert_eq!(Shard::parse("2/3"), Ok(Shard { index: 2, count: 3 }));
+    }
+
+    #[test]
+    fn a_seed_is_judged_as_a_full_run_judges_it() {
+        // Explore skips the latency breakdowns; verdicts, class figures and hash stay the same.
+        let s = vary(&default_base(), 7);
+        let quick = run_seed(&s, 7);
+        let full = crate::runner::run(
+            s,
+            RunOptions {
+                seed: Some(7),
+                ..RunOptions::default()
+            },
+        );
+        assert!(quick.latency_by_plant.is_empty() && quick.latency_by_workflow.is_empty());
+        assert!(!full.latency_by_plant.is_empty() && !full.latency_by_workflow.is_empty());
+        assert_eq!(quick.latency, full.latency);
+        assert_eq!(quick.invariants, full.invariants);
+        assert_eq!(quick.trace_hash, full.trace_hash);
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub struct RunOptions {
     /// A deliberate defect to run with (feature `sabotage`, for the checker's own tests).
     #[cfg(feature = "sabotage")]
     pub defect: Option<crate::sabotage::Defect>,
+    /// Leaves the report's latency per plant and per workflow empty: explore judges thousands of
+    /// seeds by their verdicts alone and need not pay for figures nobody reads.
+    pub without_breakdowns: bool,
 }
 
 /// Runs `scenario` and judges it. `wall_s` is the only field that is not reproducible.
@@ -45,15 +48,36 @@ pub fn run(scenario: Scenario, opts: RunOptions) -> Report {
     }
     let trace_hash = world.finish();
     world.mark_unacknowledged();
-    report(&world, seed, trace_hash, started.elapsed().as_secs_f64())
+    let truth = world.ground_truth();
+    let figures = if opts.without_breakdowns {
+        checker::LatencyFigures {
+            classes: checker::latencies(&truth),
+            ..Default::default()
+        }
+    } else {
+        checker::latency_figures(&truth)
+    };
+    let wall_s = started.elapsed().as_secs_f64();
+    report_with(&world, &truth, seed, trace_hash, wall_s, figures)
 }
 
 /// The report of a finished world.
 pub fn report(w: &World, seed: u64, trace_hash: String, wall_s: f64) -> Report {
     let truth = w.ground_truth();
     let figures = checker::latency_figures(&truth);
+    report_with(w, &truth, seed, trace_hash, wall_s, figures)
+}
+
+fn report_with(
+    w: &World,
+    truth: &checker::GroundTruth<'_>,
+    seed: u64,
+    trace_hash: String,
+    wall_s: f64,
+    figures: checker::LatencyFigures,
+) -> Report {
     let latency = figures.classes;
-    let invariants = checker::check(&truth, &latency);
+    let invariants = checker::check(truth, &latency);
     let stats = w.engine().map(|e| e.stats().clone()).unwrap_or_default();
     let erp = w.erp.ledger();
     let integ = |l: &plantloop_mocks::Ledger, k: PostingKind| {

@@ -24,7 +24,7 @@ pub(super) fn slo(s: &Scenario, l: &Latencies) -> Verdict {
 /// released (W6): that wait is the business rule, not the core's latency, so such a confirmation
 /// is measured from the release that let it through.
 pub fn latencies(w: &GroundTruth) -> Latencies {
-    latency_figures(w).classes
+    figures(w, false).classes
 }
 
 /// Latency per class, and per plant and per workflow.
@@ -83,6 +83,11 @@ impl Group {
 
 /// Latency per class, plant and workflow, from the ledgers (see [`latencies`]).
 pub fn latency_figures(w: &GroundTruth) -> LatencyFigures {
+    figures(w, true)
+}
+
+/// Latency per class, and per plant and workflow too when `breakdowns`.
+fn figures(w: &GroundTruth, breakdowns: bool) -> LatencyFigures {
     let mut plants: Vec<Group> = (0..w.plant.plants.len())
         .map(|_| Group::default())
         .collect();
@@ -133,6 +138,9 @@ pub fn latency_figures(w: &GroundTruth) -> LatencyFigures {
                     .max(1);
             let c = o.class.index();
             h[c].record(ms);
+            if !breakdowns {
+                continue;
+            }
             if let Some(g) = em.plant.and_then(|p| plants.get_mut(p as usize)) {
                 g.0[c].push(ms);
             }
