@@ -51,6 +51,11 @@ async fn the_core_fetches_refreshes_and_renews_revoked_tokens_without_posting_tw
     }
     assert!(plant.mocks.tokens_issued(System::Erp) > second);
 
+    ends_clean(plant, service).await;
+}
+
+/// Each key posted once, nothing dead-lettered; then both sides stop.
+async fn ends_clean(plant: Plant, service: plantloop_server::Service) {
     assert_each_key_posted_once(&plant).await;
     let (s, dl) = plant
         .get(format!("{}/dead-letters", plant.service_url()))
@@ -136,14 +141,7 @@ async fn a_revoked_token_is_renewed_within_the_attempt_and_nothing_posts_twice()
         3.0,
         "W2's three ERP calls, each answered once\n{after}"
     );
-    assert_each_key_posted_once(&plant).await;
-    let (s, dl) = plant
-        .get(format!("{}/dead-letters", plant.service_url()))
-        .await;
-    assert_eq!(s, 200);
-    assert_eq!(dl["dead_letters"], json!([]), "nothing dead-lettered");
-    service.stop().await.unwrap();
-    plant.mocks.shutdown().await.unwrap();
+    ends_clean(plant, service).await;
 }
 
 /// The mock's side: the token route's refusals (RFC 6749 §5.2) and 401 on a capability route
